@@ -1,0 +1,1 @@
+//! Guard-paged, pooled fiber stacks (in progress).
