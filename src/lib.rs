@@ -22,4 +22,6 @@ compile_error!(
     "weft supports Linux on x86_64 only for now; see README.md, \"Platforms\", for what another target needs"
 );
 
+mod arch;
+pub mod coroutine;
 pub mod stack_pool;

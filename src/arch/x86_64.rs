@@ -1,0 +1,348 @@
+//! The x86_64 (System V ABI) context switch: the reference implementation.
+//!
+//! Asymmetric model: a *resumer* switches into a fiber with [`resume`]; the
+//! fiber switches back with [`suspend`], or by returning from its entry
+//! function, after which the trampoline performs the final exit. Each switch
+//! is a handful of instructions: push what LLVM will not let us name as
+//! clobbered (rbx, rbp), swap rsp, jump through a saved return address.
+//!
+//! # The root frame record
+//!
+//! The top [`ROOT_SIZE`] bytes of a fiber stack are the *root*. Every resume
+//! copies the resumer's frame pointer (rbp) and return address into the root
+//! before any fiber code runs, and the trampoline keeps rbp pointing at that
+//! copy while the entry function runs. The root is therefore an ordinary
+//! frame record `[saved rbp, return address]`, and a frame-pointer walk from
+//! inside the fiber goes
+//!
+//! ```text
+//! fiber frames -> entry function -> trampoline -> the function that called
+//! resume -> its callers -> ... -> main / thread start -> rbp == 0
+//! ```
+//!
+//! and follows the fiber to whichever thread resumed it last. This is what
+//! `perf record --call-graph fp` sees.
+//!
+//! # Stack layout
+//!
+//! Example addresses for a stack whose `base` (highest usable address,
+//! 16-byte aligned; the stack pool keeps a small header above it) is
+//! `0x7f00_0010_0000`:
+//!
+//! Just initialised by [`init`], never resumed:
+//!
+//! ```text
+//! 0x7f00_0010_0000  +------------------------+ <- base
+//! 0x7f00_000f_fff8  | root: return address   |  0, written by every resume
+//! 0x7f00_000f_fff0  | root: saved rbp        |  0, written by every resume
+//! 0x7f00_000f_ffe8  | resumer's rsp          |  0, written by every resume
+//! 0x7f00_000f_ffe0  | entry function         |  taken (left 0) by the trampoline
+//!                   +------------------------+ <- base - ROOT_SIZE
+//!                   | object reserved by the |  (the coroutine's closure),
+//!                   | caller of init, if any |  down to `top`
+//!                   +------------------------+ <- top (16-byte aligned)
+//!        top - 0x8  | address of trampoline  | <- initial StackPointer
+//!                   +------------------------+
+//! ```
+//!
+//! Running (the fiber is executing; rbp chain shown on the right):
+//!
+//! ```text
+//! resumer's stack                          fiber stack
+//! |  resumer's frame  |<----------+        +------------------------+ <- base
+//! +-------------------+           |        | root: return address   |---> into resume()
+//! | resumer's rbx     |           +--------| root: saved rbp        | <- trampoline's rbp
+//! | return address    | <---------------- | resumer's rsp          |
+//! +-------------------+  (parent sp)       | entry function         |
+//!                                          | object                 |
+//!                                          +------------------------+ <- top
+//!                                          | return into trampoline |
+//!                                          | entry's saved rbp      |---> the root record
+//!                                          | ... fiber frames ...   |
+//! ```
+//!
+//! Suspended (inside [`suspend`], waiting for the next resume):
+//!
+//! ```text
+//! +------------------------+ <- base
+//! | root (stale copy)      |  rewritten before the fiber runs again
+//! | ... fiber frames ...   |
+//! +------------------------+
+//! | fiber's rbp            |
+//! | fiber's rbx            |
+//! | resume point (label 2) | <- StackPointer handed to the resumer
+//! +------------------------+
+//! ```
+//!
+//! # Registers
+//!
+//! | register        | `resume` in      | `resume` out        | `suspend` in | `suspend` out |
+//! |-----------------|------------------|---------------------|--------------|---------------|
+//! | rdi             | word to fiber    | word from fiber     | word out     | word in       |
+//! | rcx             | flag to fiber    | clobbered           | clobbered    | flag in       |
+//! | rsi             | stack base       | fiber sp, 0 on exit | clobbered    | clobbered     |
+//! | rdx             | fiber sp         | clobbered           | stack base   | clobbered     |
+//! | rbx             | pushed on the resumer's stack      || pushed on the fiber's stack ||
+//! | rbp             | copied into the root record        || pushed on the fiber's stack ||
+//! | r12-r15         | declared clobbered: the compiler saves only what is live  ||||
+//! | everything else | caller-saved, declared with `clobber_abi("sysv64")`        ||||
+//!
+//! rbx and rbp are LLVM-reserved (rbp is the frame pointer, rbx the base
+//! pointer of some frames) and cannot be named as clobbers, so the assembly
+//! saves them itself. Declaring r12-r15 as clobbered instead of pushing them
+//! lets a tight resume loop that keeps nothing in them skip the saves.
+//!
+//! # Floating-point control state
+//!
+//! The MXCSR control bits and the x87 control word are callee-saved in the
+//! System V ABI (§3.2.1), and boost.context saves them on every switch.
+//! weft does **not**, as corosensei and wasmtime do not: Rust code runs with
+//! the default floating-point environment (LLVM assumes it everywhere;
+//! changing the rounding mode or exception masks from Rust is undefined
+//! behaviour), so a fiber cannot change them soundly in the first place, and
+//! `ldmxcsr`/`fldcw` would roughly double the cost of a round trip. A fiber
+//! that calls C code which changes them must restore them before it
+//! suspends.
+//!
+//! # Unwinding
+//!
+//! The trampoline carries DWARF CFI whose CFA is computed through the root
+//! (`.cfi_escape` below), so `std::backtrace`, gdb and panic backtraces walk
+//! from fiber frames into the resumer. Unwinding itself never crosses: the
+//! entry function is `extern "C"` and the coroutine layer catches every
+//! panic inside it.
+
+use std::arch::{asm, naked_asm};
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+
+use super::{EntryFn, StackPointer, Word};
+
+/// Bytes at the top of a fiber stack owned by the switch (see the diagram).
+pub(crate) const ROOT_SIZE: usize = 0x20;
+
+/// Stack alignment the System V ABI requires at a call site.
+pub(crate) const STACK_ALIGNMENT: usize = 16;
+
+/// Writes the initial frame so that the first [`resume`] enters the
+/// trampoline, which jumps to `entry`.
+///
+/// The bytes between `base - ROOT_SIZE` and `top` are left to the caller
+/// (the coroutine keeps its closure there).
+///
+/// # Safety
+///
+/// 1. `base` and `top` are `STACK_ALIGNMENT`-aligned, `top <= base -
+///    ROOT_SIZE`, and `[top - 8, base)` is writable memory of one stack that
+///    nothing else uses while the fiber exists.
+/// 2. Below `top` there is enough stack for `entry` to run.
+pub(crate) unsafe fn init(base: NonNull<u8>, top: NonNull<u8>, entry: EntryFn) -> StackPointer {
+    debug_assert_eq!(base.as_ptr() as usize % STACK_ALIGNMENT, 0);
+    debug_assert_eq!(top.as_ptr() as usize % STACK_ALIGNMENT, 0);
+    debug_assert!(top.as_ptr() as usize <= base.as_ptr() as usize - ROOT_SIZE);
+    let root = base.as_ptr().cast::<usize>();
+    let slot = top.as_ptr().cast::<usize>();
+    // SAFETY: fact 1 makes the four root words below `base` and the word
+    // below `top` writable and aligned, and nothing else uses them.
+    unsafe {
+        root.sub(1).write(0);
+        root.sub(2).write(0);
+        root.sub(3).write(0);
+        root.sub(4).write(entry as usize);
+        slot.sub(1).write(fiber_trampoline as *const () as usize);
+    }
+    // `top - 8` lies inside a stack, so it is not zero.
+    StackPointer(NonZeroUsize::new(slot as usize - 8).expect("stack address is not null"))
+}
+
+/// Whether the fiber on the stack with base `base` has been entered: the
+/// trampoline clears the entry-function word of the root when it starts.
+///
+/// # Safety
+///
+/// `base` is the base of a stack that [`init`] prepared, and the fiber is
+/// not running.
+pub(crate) unsafe fn entered(base: NonNull<u8>) -> bool {
+    // SAFETY: the root word lies in the stack `init` prepared.
+    unsafe { base.as_ptr().cast::<usize>().sub(4).read() == 0 }
+}
+
+/// Switches into the fiber whose saved stack pointer is `sp`, handing it
+/// `word` and `flag`. Returns when the fiber suspends (with its new stack
+/// pointer) or exits (with `None`), together with the word it handed back
+/// (meaningless on exit).
+///
+/// Inlining is left to the compiler: the `call` here is matched by the
+/// fiber's `ret`, so the return-stack predictor stays balanced either way.
+///
+/// # Safety
+///
+/// 1. `sp` came from [`init`] on the stack whose base is `base`, or from
+///    the previous `resume` of that fiber, and has not been used since.
+/// 2. The fiber is not running (on this or any other thread).
+/// 3. The stack stays mapped and untouched by anything else until the fiber
+///    exits or is never resumed again.
+#[inline]
+pub(crate) unsafe fn resume(
+    word: Word,
+    flag: usize,
+    sp: StackPointer,
+    base: NonNull<u8>,
+) -> (Word, Option<StackPointer>) {
+    let back: Word;
+    let new_sp: usize;
+    // SAFETY: facts 1-3 give a valid saved frame at `sp` whose return
+    // address is the trampoline or label 2 of `suspend`; both of those save
+    // our rbp and return address into the root, run the fiber, and come
+    // back through the `ret` that pops the address `call` pushed here, with
+    // rsp, rbx and rbp exactly as they were.
+    unsafe {
+        asm!(
+            // rbx is LLVM-reserved: keep it on our stack across the switch.
+            "push rbx",
+            // Push our return point and jump to the fiber's saved rip. The
+            // fiber comes back with a `ret` matching this `call`.
+            "call qword ptr [rdx]",
+            // The fiber's switch-out left rsp pointing at rbx. This pop also
+            // keeps the return address off the end of the asm block: the
+            // trampoline is a signal frame, so unwinders look up the CFI of
+            // the return address itself, not the byte before it.
+            "pop rbx",
+            inlateout("rdi") word => back,
+            inlateout("rsi") base.as_ptr() as usize => new_sp,
+            in("rdx") sp.get(),
+            in("rcx") flag,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    (back, NonZeroUsize::new(new_sp).map(StackPointer))
+}
+
+/// Switches from the running fiber back to its resumer, handing it `word`,
+/// and returns the word and flag passed to the next [`resume`].
+///
+/// Always inlined: the `ret` here is predicted from the `call` in `resume`
+/// only if no call of our own sits between them on the return-stack buffer;
+/// a non-inlined `suspend` costs two mispredicted returns per round trip.
+///
+/// # Safety
+///
+/// The caller runs on a fiber stack whose base is `base`, entered through
+/// [`resume`] (so the root holds the current resumer's rsp and rbp).
+#[inline(always)]
+pub(crate) unsafe fn suspend(word: Word, base: NonNull<u8>) -> (Word, usize) {
+    let back: Word;
+    let flag: usize;
+    // SAFETY: the root below `base` holds the resumer's rsp (pointing at the
+    // return address its `call` pushed) and rbp, written when it resumed
+    // us. We leave a frame of our own (rbp, rbx, resume point) that the next
+    // `resume` enters at label 2.
+    unsafe {
+        asm!(
+            // Save our reserved registers and the point to resume at.
+            "push rbp",
+            "push rbx",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            // Our stack pointer is what `resume` returns to the resumer.
+            "mov rsi, rsp",
+            // Back onto the resumer's stack, with its frame pointer.
+            "mov rbp, [rdx - 0x10]",
+            "mov rsp, [rdx - 0x18]",
+            "ret",
+            // Resumed: rsp is the new resumer's stack ([return address, rbx]),
+            // rdi the word, rcx the flag, rsi the stack base, rdx our saved
+            // stack pointer.
+            "2:",
+            // Copy the resumer's frame record into the root, and keep its rsp.
+            "mov [rsi - 0x10], rbp",
+            "mov rax, [rsp]",
+            "mov [rsi - 0x08], rax",
+            "mov [rsi - 0x18], rsp",
+            // Back onto our stack, past the resume point.
+            "lea rsp, [rdx + 8]",
+            "pop rbx",
+            "pop rbp",
+            inlateout("rdi") word => back,
+            in("rdx") base.as_ptr(),
+            lateout("rcx") flag,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    (back, flag)
+}
+
+/// The first frame of every fiber, entered by the first [`resume`] through
+/// the address [`init`] left at the initial stack pointer. It never returns
+/// in the usual sense: it switches back to the resumer for the last time.
+///
+/// Register state on entry, from `resume`: rsp is the resumer's stack (the
+/// return address of its `call`, then its rbx), rdi the word, rcx the flag,
+/// rsi the stack base, rdx the fiber's initial stack pointer. The entry
+/// function gets (word, base, flag) in (rdi, rsi, rdx).
+#[unsafe(naked)]
+unsafe extern "C" fn fiber_trampoline() {
+    naked_asm!(
+        ".cfi_startproc simple",
+        // GDB refuses a caller frame at a lower address than its callee
+        // unless the callee is a signal frame (sigaltstack switches stacks
+        // too), and a fiber stack may lie above or below its resumer's.
+        ".cfi_signal_frame",
+        // Until rbp is set up, we are a function just called by `resume`:
+        // CFA = rsp + 16, return address at CFA - 16, rbx at CFA - 8.
+        ".cfi_def_cfa rsp, 16",
+        ".cfi_offset rip, -16",
+        ".cfi_offset rbx, -8",
+        // Root record = the resumer's [rbp, return address]; keep its rsp.
+        "mov [rsi - 0x10], rbp",
+        "mov rax, [rsp]",
+        "mov [rsi - 0x08], rax",
+        "mov [rsi - 0x18], rsp",
+        // rbp -> root record: the frame record of this frame.
+        "lea rbp, [rsi - 0x10]",
+        // From here the CFA is the resumer's rsp after its asm block, read
+        // through the root, wherever the resumer's stack is:
+        //   0x0f        DW_CFA_def_cfa_expression
+        //   5           length of the expression
+        //   0x76 0x78   DW_OP_breg6 -8     (rbp - 8: the saved resumer rsp)
+        //   0x06        DW_OP_deref
+        //   0x23 0x10   DW_OP_plus_uconst 16  (skip return address and rbx)
+        ".cfi_escape 0x0f, 5, 0x76, 0x78, 0x06, 0x23, 0x10",
+        // The resumer's rbp is saved at rbp + 0 (the root copy):
+        //   0x10        DW_CFA_expression
+        //   0x06        register 6 (rbp)
+        //   2           length of the expression
+        //   0x76 0x00   DW_OP_breg6 0
+        // The return address (CFA - 16) and rbx (CFA - 8) rules still hold.
+        ".cfi_escape 0x10, 0x06, 2, 0x76, 0x00",
+        // Onto the fiber stack, past the slot holding our own address; the
+        // flag becomes the entry function's third argument.
+        "lea rsp, [rdx + 8]",
+        "mov rdx, rcx",
+        // Take the entry function out of the root, leaving 0 there: that
+        // is how `entered` tells a fiber that has run from one that has not.
+        // (Not `xchg`: with a memory operand it is a locked instruction.)
+        "mov rax, [rbp - 0x10]",
+        "mov qword ptr [rbp - 0x10], 0",
+        // Enter the entry function as if called from label 1 (a pushed
+        // return address and a jump, so the first `suspend` inside it does
+        // not pop an unmatched return-stack-buffer entry). rsp is 16-byte
+        // aligned here, so after the push it is as a call leaves it.
+        "lea rcx, [rip + 1f]",
+        "push rcx",
+        "jmp rax",
+        // The entry function returned; rbp is the root again (callee-saved).
+        // Switch to the resumer for the last time, with a stack pointer of
+        // 0: this fiber can never be resumed.
+        "1:",
+        "xor esi, esi",
+        "mov rsp, [rbp - 0x08]",
+        ".cfi_def_cfa rsp, 16",
+        "mov rbp, [rbp]",
+        ".cfi_same_value rbp",
+        "ret",
+        ".cfi_endproc",
+    )
+}
