@@ -1,0 +1,1 @@
+//! Private-access tests of the stack pool.
