@@ -134,26 +134,26 @@ impl fmt::Display for StackError {
                 "stack size 0 is invalid: a fiber needs a stack to run on; \
                  use at least 16 KiB (the default is 256 KiB)",
             ),
-            Self::StackSizeTooSmall { requested, minimum } => write!(
-                f,
-                "stack size {} bytes is too small to run a fiber: it needs room for its \
-                 entry frames and the panic machinery; use at least {} KiB",
-                Grouped(*requested),
-                minimum / 1024
-            ),
             Self::StackSizeTooLarge { requested, maximum } => write!(
                 f,
-                "stack size {} bytes is above the maximum of {} MiB per fiber stack; \
+                "stack size of {} is above the maximum of {} per fiber stack; \
                  use a smaller stack_size, or run work that needs a deeper stack on a thread",
-                Grouped(*requested),
-                maximum / (1024 * 1024)
+                Bytes(*requested),
+                Bytes(*maximum)
+            ),
+            Self::StackSizeTooSmall { requested, minimum } => write!(
+                f,
+                "stack size of {} is too small to run a fiber: it needs room for its \
+                 entry frames and the panic machinery; use at least {}",
+                Bytes(*requested),
+                Bytes(*minimum)
             ),
             Self::GuardSizeTooLarge { requested, maximum } => write!(
                 f,
-                "guard size {} bytes is above the maximum of {} MiB per fiber stack; \
+                "guard size of {} is above the maximum of {} per fiber stack; \
                  use a smaller guard_size",
-                Grouped(*requested),
-                maximum / (1024 * 1024)
+                Bytes(*requested),
+                Bytes(*maximum)
             ),
             Self::BudgetExhausted { max_stacks, cached } => write!(
                 f,
@@ -243,6 +243,25 @@ impl From<StackError> for io::Error {
     }
 }
 
+/// Displays a size: whole KiB, MiB or GiB when exact, else bytes
+/// (`16 KiB`, `1 GiB`, `1 byte`, `20,481 bytes`).
+struct Bytes(usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+                return write!(f, "{} {unit}", Grouped(n >> shift));
+            }
+        }
+        match n {
+            1 => f.write_str("1 byte"),
+            n => write!(f, "{} bytes", Grouped(n)),
+        }
+    }
+}
+
 /// Displays a count with thousands separators: `32,223`.
 struct Grouped(usize);
 
@@ -261,7 +280,16 @@ impl fmt::Display for Grouped {
 
 #[cfg(test)]
 mod tests {
-    use super::Grouped;
+    use super::{Bytes, Grouped};
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(Bytes(1).to_string(), "1 byte");
+        assert_eq!(Bytes(15 * 1024 + 1).to_string(), "15,361 bytes");
+        assert_eq!(Bytes(16 * 1024).to_string(), "16 KiB");
+        assert_eq!(Bytes(1 << 30).to_string(), "1 GiB");
+        assert_eq!(Bytes((1 << 30) + 1).to_string(), "1,073,741,825 bytes");
+    }
 
     #[test]
     fn grouped_inserts_separators() {
