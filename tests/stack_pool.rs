@@ -1,63 +1,37 @@
 //! Integration tests of `weft::stack_pool`: sizes, recycling, caches,
-//! counters, guards in both modes, trimming, budgets and altstacks.
+//! counters, the usable region, trimming and budgets.
 //!
-//! The heavy limit tests (a million stacks, the mprotect map limit) are in
-//! `stack_pool_limits.rs`; the overflow handler's own tests need private
-//! access and live in `src/stack_pool/tests.rs`.
+//! Guards, guard modes, fault chaining and altstacks are in
+//! `stack_pool_guard.rs`; the heavy limit tests (a million stacks, the
+//! mprotect map limit) in `stack_pool_limits.rs`; the overflow handler's
+//! own tests need private access and live in `src/stack_pool/tests.rs`.
 
 mod support;
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
-use weft::stack_pool::{
-    GuardMode, GuardPolicy, Stack, StackError, StackPool, ensure_thread_altstack,
-};
+use weft::stack_pool::{GuardMode, GuardPolicy, Stack, StackError, StackPool};
 
 const KIB: usize = 1024;
 
 /// A pool with 4 KiB guards that asks for `mode` (`GuardInstall` means
-/// `GuardPolicy::Auto`), checked to get what this machine gives for it.
+/// `GuardPolicy::Auto`, which gives mprotect on old kernels or under
+/// `WEFT_STACK_GUARD=mprotect`; tests read `guard_mode()` for what it got).
 fn pool(mode: GuardMode, stack_size: usize) -> StackPool {
     let policy = match mode {
         GuardMode::Mprotect => GuardPolicy::Mprotect,
         _ => GuardPolicy::Auto,
     };
-    let pool = StackPool::builder()
+    StackPool::builder()
         .stack_size(stack_size)
         .guard_size(4 * KIB)
         .guard_policy(policy)
         .build()
-        .expect("build pool");
-    let want = match policy {
-        GuardPolicy::Mprotect => GuardMode::Mprotect,
-        _ => expected_auto_mode(),
-    };
-    assert_eq!(pool.guard_mode(), want);
-    pool
+        .expect("build pool")
 }
 
-/// The mode an `Auto` pool gets here: guard-install on Linux 6.13+ unless
-/// `WEFT_STACK_GUARD=mprotect` is set for the whole run.
-fn expected_auto_mode() -> GuardMode {
-    if std::env::var("WEFT_STACK_GUARD").as_deref() == Ok("mprotect") || !kernel_at_least(6, 13) {
-        GuardMode::Mprotect
-    } else {
-        GuardMode::GuardInstall
-    }
-}
-
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (ma, mi) >= (major, minor)
-}
-
-/// Both modes the tests cover, each with what this machine gives for it.
+/// Both modes the tests cover.
 fn modes() -> [GuardMode; 2] {
     [GuardMode::GuardInstall, GuardMode::Mprotect]
 }
@@ -345,184 +319,6 @@ fn usable_region_is_readable_and_writable() {
         }
     }
 }
-
-/// Child: writes one byte just below `limit()` (the top of the guard) from
-/// this thread's own stack.
-#[test]
-fn guard_faults_child() {
-    if !support::is_child() {
-        return;
-    }
-    let mode = match std::env::var("GUARD_MODE").as_deref() {
-        Ok("mprotect") => GuardMode::Mprotect,
-        _ => GuardMode::GuardInstall,
-    };
-    let offset: usize = std::env::var("GUARD_OFFSET").unwrap().parse().unwrap();
-    let pool = pool(mode, 16 * KIB);
-    let stack = pool.get().unwrap();
-    let target = (stack.limit().as_ptr() as usize - offset) as *mut u8;
-    println!(
-        "writing to {target:p}, {offset} bytes below limit {:p}",
-        stack.limit()
-    );
-    // SAFETY: none: this write must fault.
-    unsafe { target.write_volatile(1) };
-    println!("the write did not fault");
-}
-
-#[test]
-fn guard_really_guards_in_both_modes() {
-    for mode in ["guard-install", "mprotect"] {
-        for offset in ["1", "4096"] {
-            let out = support::run_child(
-                "guard_faults_child",
-                &[("GUARD_MODE", mode), ("GUARD_OFFSET", offset)],
-            );
-            let err = support::stderr(&out);
-            assert_eq!(
-                support::exit_signal(&out),
-                Some(libc::SIGSEGV),
-                "{mode} offset {offset}: {}",
-                support::describe(&out)
-            );
-            // rsp was not on that stack: not an overflow, not claimed.
-            assert!(!err.contains("overflowed"), "{mode}: {err}");
-            assert!(!support::stdout(&out).contains("did not fault"));
-        }
-    }
-}
-
-/// Child: a plain thread overflows its own stack with a pool in place.
-#[test]
-fn thread_overflow_child() {
-    if !support::is_child() {
-        return;
-    }
-    fn recurse(n: u64) -> u64 {
-        let buf = std::hint::black_box([n as u8; 512]);
-        if n == 0 {
-            0
-        } else {
-            recurse(n - 1) + u64::from(buf[7])
-        }
-    }
-    let pool = StackPool::new().unwrap();
-    let _stack = pool.get().unwrap();
-    std::thread::Builder::new()
-        .name("deep-thread".into())
-        .stack_size(256 * KIB)
-        .spawn(|| recurse(u64::MAX))
-        .unwrap()
-        .join()
-        .unwrap();
-}
-
-#[test]
-fn thread_overflow_is_still_reported_by_std() {
-    let out = support::run_child("thread_overflow_child", &[]);
-    let err = support::stderr(&out);
-    assert_eq!(
-        support::exit_signal(&out),
-        Some(libc::SIGABRT),
-        "{}",
-        support::describe(&out)
-    );
-    assert!(
-        err.contains("thread 'deep-thread'") && err.contains("has overflowed its stack"),
-        "{err}"
-    );
-    assert!(!err.contains("fiber '"), "{err}");
-}
-
-/// Child: a null-page write with a pool in place.
-#[test]
-fn null_write_child() {
-    if !support::is_child() {
-        return;
-    }
-    let pool = StackPool::new().unwrap();
-    let _stack = pool.get().unwrap();
-    let null = std::hint::black_box(16usize) as *mut u8;
-    // SAFETY: none: this write must fault.
-    unsafe { null.write_volatile(1) };
-}
-
-#[test]
-fn non_fiber_faults_are_not_claimed() {
-    let out = support::run_child("null_write_child", &[]);
-    let err = support::stderr(&out);
-    assert_eq!(
-        support::exit_signal(&out),
-        Some(libc::SIGSEGV),
-        "{}",
-        support::describe(&out)
-    );
-    assert!(
-        !err.contains("fiber '") && !err.contains("overflowed"),
-        "{err}"
-    );
-}
-
-#[test]
-fn mprotect_policy_gives_mprotect_mode() {
-    let pool = StackPool::builder()
-        .guard_policy(GuardPolicy::Mprotect)
-        .build()
-        .unwrap();
-    assert_eq!(pool.guard_mode(), GuardMode::Mprotect);
-    assert_eq!(pool.stats().guard_mode, GuardMode::Mprotect);
-}
-
-#[test]
-fn auto_policy_gives_guard_install_on_this_kernel() {
-    let pool = StackPool::new().unwrap();
-    assert_eq!(pool.guard_mode(), expected_auto_mode());
-    println!(
-        "kernel {}: Auto gives {:?}",
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim(),
-        pool.guard_mode()
-    );
-}
-
-/// Child: prints the mode an `Auto` pool gets under the environment given.
-#[test]
-fn env_mode_child() {
-    if !support::is_child() {
-        return;
-    }
-    let auto = StackPool::new().unwrap().guard_mode();
-    let forced = StackPool::builder()
-        .guard_policy(GuardPolicy::Mprotect)
-        .build()
-        .unwrap();
-    println!("MODE={auto:?} FORCED={:?}", forced.guard_mode());
-}
-
-#[test]
-fn weft_stack_guard_env_selects_the_mode() {
-    let native = if kernel_at_least(6, 13) {
-        "GuardInstall"
-    } else {
-        "Mprotect"
-    };
-    for (value, want) in [
-        ("mprotect", "Mprotect"),
-        ("guard-install", native),
-        ("", native),
-        ("no-such-mode", native), // ignored, no crash
-    ] {
-        let out = support::run_child("env_mode_child", &[("WEFT_STACK_GUARD", value)]);
-        assert!(out.status.success(), "{value}: {}", support::describe(&out));
-        let stdout = support::stdout(&out);
-        assert!(
-            stdout.contains(&format!("MODE={want} FORCED=Mprotect")),
-            "{value:?}: {stdout}"
-        );
-    }
-}
-
 #[test]
 fn trim_gives_memory_back() {
     for mode in modes() {
@@ -650,59 +446,6 @@ fn pool_drop_unmaps_its_slabs() {
     // Other tests run in parallel threads and map too; allow some slack.
     assert!(after + 800 < during, "{before} -> {during} -> {after}");
 }
-
-#[test]
-fn a_thread_without_altstack_gets_one() {
-    std::thread::spawn(|| {
-        support::disable_altstack();
-        assert_ne!(support::current_altstack().ss_flags & libc::SS_DISABLE, 0);
-        let maps = support::maps_count();
-        ensure_thread_altstack();
-        let cur = support::current_altstack();
-        assert_eq!(cur.ss_flags & libc::SS_DISABLE, 0);
-        assert_eq!(cur.ss_size, 64 * KIB);
-        // Idempotent and cheap: the same stack stays.
-        ensure_thread_altstack();
-        assert_eq!(support::current_altstack().ss_sp, cur.ss_sp);
-        println!(
-            "altstack at {:p}, {} bytes; maps {maps} -> {}",
-            cur.ss_sp,
-            cur.ss_size,
-            support::maps_count()
-        );
-    })
-    .join()
-    .unwrap();
-}
-
-#[test]
-fn a_thread_with_altstack_keeps_its_own() {
-    std::thread::spawn(|| {
-        let before = support::current_altstack();
-        assert_eq!(
-            before.ss_flags & libc::SS_DISABLE,
-            0,
-            "std gives its threads one"
-        );
-        ensure_thread_altstack();
-        let after = support::current_altstack();
-        assert_eq!((after.ss_sp, after.ss_size), (before.ss_sp, before.ss_size));
-    })
-    .join()
-    .unwrap();
-}
-
-#[test]
-fn get_installs_an_altstack_on_a_thread_without_one() {
-    std::thread::spawn(|| {
-        support::disable_altstack();
-        let _stack = StackPool::global().get().unwrap();
-        assert_eq!(support::current_altstack().ss_size, 64 * KIB);
-    })
-    .join()
-    .unwrap();
-}
-
 #[test]
 fn pool_and_stack_auto_traits() {
     fn send_sync<T: Send + Sync>() {}

@@ -36,7 +36,7 @@
 //!   (for a synchronous fault an ignored SIGSEGV kills the process too).
 
 use std::io;
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use super::registry;
@@ -51,19 +51,23 @@ const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 static PREV_HANDLER: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 static PREV_FLAGS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
 
-/// Installs the handler for SIGSEGV and SIGBUS, once per process.
+/// Installs the handler for SIGSEGV and SIGBUS, once per process. The
+/// outcome is remembered: after a failure every later call reports the
+/// same error rather than install again (which would save our own handler
+/// as the "previous" one of a signal where the first attempt succeeded).
 pub(crate) fn install() -> io::Result<()> {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        for (i, &signal) in SIGNALS.iter().enumerate() {
-            if let Err(e) = install_one(i, signal) {
-                result = Err(e);
-                return;
-            }
-        }
+    static OUTCOME: OnceLock<Option<i32>> = OnceLock::new();
+    let failed = OUTCOME.get_or_init(|| {
+        SIGNALS
+            .iter()
+            .enumerate()
+            .find_map(|(i, &signal)| install_one(i, signal).err())
+            .map(|e| e.raw_os_error().unwrap_or(libc::EINVAL))
     });
-    result
+    match *failed {
+        None => Ok(()),
+        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+    }
 }
 
 fn install_one(i: usize, signal: libc::c_int) -> io::Result<()> {

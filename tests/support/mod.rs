@@ -161,3 +161,15 @@ pub fn disable_altstack() {
     let ret = unsafe { libc::sigaltstack(&disable, std::ptr::null_mut()) };
     assert_eq!(ret, 0, "sigaltstack: {}", std::io::Error::last_os_error());
 }
+
+/// Whether the running kernel's release (`/proc/sys/kernel/osrelease`) is
+/// at least `major.minor`; `false` if it cannot be read.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (found_major, found_minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (found_major, found_minor) >= (major, minor)
+}
