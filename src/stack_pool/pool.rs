@@ -156,8 +156,8 @@ impl Shared {
             if let Err(e) = unsafe { os::decommit(top - len, len) } {
                 // Cannot happen for a valid private anonymous range; keep
                 // the stack committed rather than lose it.
-                debug_assert!(false, "MADV_DONTNEED failed: {e}");
                 state.hot.push_front(top);
+                debug_assert!(false, "MADV_DONTNEED failed: {e}");
                 break;
             }
             state.cold.push(top);

@@ -73,23 +73,35 @@ pub(crate) struct MapsRefused {
     pub(crate) weft_mappings: usize,
 }
 
-/// Reserves `n` mappings from the process-wide budget.
-fn reserve_maps(n: usize) -> Result<(), MapsRefused> {
-    let budget = map_budget();
-    WEFT_MAPPINGS
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-            used.checked_add(n).filter(|&total| total <= budget.limit)
-        })
-        .map(drop)
-        .map_err(|used| MapsRefused {
-            max_map_count: budget.max_map_count,
-            weft_mappings: used,
-        })
+/// Mappings reserved from the process-wide budget; given back on drop.
+#[derive(Debug)]
+struct MapReservation(usize);
+
+impl MapReservation {
+    /// Reserves `n` mappings, or says why not.
+    fn reserve(n: usize) -> Result<MapReservation, MapsRefused> {
+        let budget = map_budget();
+        WEFT_MAPPINGS
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|&total| total <= budget.limit)
+            })
+            .map(|_| MapReservation(n))
+            .map_err(|used| MapsRefused {
+                max_map_count: budget.max_map_count,
+                weft_mappings: used,
+            })
+    }
+
+    /// Takes over `other`'s mappings.
+    fn absorb(&mut self, mut other: MapReservation) {
+        self.0 += std::mem::take(&mut other.0);
+    }
 }
 
-/// Gives back `n` mappings reserved with [`reserve_maps`].
-fn release_maps(n: usize) {
-    WEFT_MAPPINGS.fetch_sub(n, Ordering::Relaxed);
+impl Drop for MapReservation {
+    fn drop(&mut self) {
+        WEFT_MAPPINGS.fetch_sub(self.0, Ordering::Relaxed);
+    }
 }
 
 /// The geometry shared by every slot of a pool.
@@ -134,14 +146,17 @@ impl From<StackError> for CarveError {
 ///
 /// Invariants: `carved <= slots`; slots `0..carved` have their guard
 /// installed; the mapping is registered under `registry_index` for as long
-/// as it is mapped; `accounted` mappings are reserved in `WEFT_MAPPINGS`.
+/// as it is mapped; `maps` holds the mappings it accounts for.
+///
+/// Drop order matters: `Drop::drop` unregisters the range, then the fields
+/// drop in declaration order: `map` unmaps, then `maps` gives the count back.
 #[derive(Debug)]
 pub(crate) struct Slab {
     map: MmapRaw,
+    maps: MapReservation,
     slots: usize,
     carved: usize,
     registry_index: usize,
-    accounted: usize,
 }
 
 impl Slab {
@@ -161,26 +176,18 @@ impl Slab {
         let len = slots.checked_mul(geometry.stride).ok_or_else(|| {
             geometry.os_error("size a stack slab", std::io::ErrorKind::OutOfMemory.into())
         })?;
-        reserve_maps(1).map_err(CarveError::Maps)?;
-        let map = match MmapOptions::new()
+        // On every early return below, `maps` gives the count back and
+        // `map` (once it exists) unmaps.
+        let maps = MapReservation::reserve(1).map_err(CarveError::Maps)?;
+        let map: MmapRaw = MmapOptions::new()
             .len(len)
             .stack()
             .no_reserve_swap()
             .map_anon()
-        {
-            Ok(map) => MmapRaw::from(map),
-            Err(e) => {
-                release_maps(1);
-                return Err(geometry.os_error("map a stack slab", e).into());
-            }
-        };
-        // From here on, dropping `map` unmaps it; only the count needs undoing.
-        if let Err(e) = map.advise(Advice::NoHugePage) {
-            release_maps(1);
-            return Err(geometry
-                .os_error("madvise(MADV_NOHUGEPAGE) a stack slab", e)
-                .into());
-        }
+            .map_err(|e| geometry.os_error("map a stack slab", e))?
+            .into();
+        map.advise(Advice::NoHugePage)
+            .map_err(|e| geometry.os_error("madvise(MADV_NOHUGEPAGE) a stack slab", e))?;
         let start = map.as_ptr() as usize;
         let range = SlabRange {
             start,
@@ -189,7 +196,6 @@ impl Slab {
             guard: geometry.guard_size,
         };
         let Some(registry_index) = registry::register(range) else {
-            release_maps(1);
             return Err(StackError::RegistryFull {
                 capacity: registry::CAPACITY,
             }
@@ -197,10 +203,10 @@ impl Slab {
         };
         Ok(Slab {
             map,
+            maps,
             slots,
             carved: 0,
             registry_index,
-            accounted: 1,
         })
     }
 
@@ -211,7 +217,7 @@ impl Slab {
 
     /// Mappings this slab accounts for.
     pub(crate) fn mappings(&self) -> usize {
-        self.accounted
+        self.maps.0
     }
 
     /// Carves the next slot: installs its guard and returns the top of its
@@ -227,7 +233,7 @@ impl Slab {
             GuardMode::Mprotect if self.carved == 0 => 1,
             GuardMode::Mprotect => 2,
         };
-        reserve_maps(extra).map_err(CarveError::Maps)?;
+        let extra = MapReservation::reserve(extra).map_err(CarveError::Maps)?;
         let installed = match geometry.mode {
             // SAFETY: [slot, slot + guard) is the low end of an uncarved slot
             // of our own mapping: page-aligned (the slab and stride are) and
@@ -237,14 +243,13 @@ impl Slab {
             GuardMode::Mprotect => unsafe { os::protect_none(slot, geometry.guard_size) },
         };
         if let Err(e) = installed {
-            release_maps(extra);
             let op = match geometry.mode {
                 GuardMode::GuardInstall => "install a guard with madvise(MADV_GUARD_INSTALL)",
                 GuardMode::Mprotect => "install a guard page with mprotect(PROT_NONE)",
             };
             return Err(geometry.os_error(op, e).into());
         }
-        self.accounted += extra;
+        self.maps.absorb(extra);
         self.carved += 1;
         Ok(slot + geometry.stride)
     }
@@ -254,10 +259,7 @@ impl Drop for Slab {
     fn drop(&mut self) {
         // The handler must stop describing the range before it can be reused.
         registry::unregister(self.registry_index);
-        // The mapping itself goes when `self.map` drops, after this body;
-        // releasing the count a moment early only errs on the safe side of
-        // the headroom for other pools.
-        release_maps(self.accounted);
+        // Then `self.map` unmaps and `self.maps` gives the count back.
     }
 }
 
