@@ -1,0 +1,197 @@
+//! The shared half of a pool: its slabs, its free lists and its counters,
+//! behind one `std::sync::Mutex`. Thread caches (`cache.rs`) come here only
+//! in batches, so the lock is off the hot path.
+//!
+//! Free stacks are known by the address of their slot's top (`usize`), not
+//! as `Stack`s: the free lists hold no `Arc` to the pool that owns them, so
+//! there is no cycle, and a stack takes a reference to its pool only when it
+//! leaves the shared pool.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::slab::{CarveError, Geometry, Slab};
+use super::{PoolStats, StackError, os};
+
+/// State shared by a [`StackPool`](super::StackPool), its clones, and every
+/// [`Stack`](super::Stack) it handed out or caches hold.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Immutable after build.
+    pub(crate) geometry: Geometry,
+    max_stacks: Option<usize>,
+    max_cached: usize,
+    state: Mutex<State>,
+}
+
+/// Everything that changes, under `Shared::state`.
+#[derive(Debug, Default)]
+struct State {
+    /// Idle, committed stacks: newest at the back (handed out first),
+    /// oldest at the front (decommitted first).
+    hot: VecDeque<usize>,
+    /// Idle stacks whose pages were given back with `MADV_DONTNEED`.
+    cold: Vec<usize>,
+    /// Every slab, in mapping order; only the last one has uncarved slots.
+    slabs: Vec<Slab>,
+    /// Slots ever carved (= stacks that exist: none is ever unmapped alone).
+    carved: usize,
+    /// Lengths published by the thread caches that hold this pool's stacks.
+    caches: Vec<Arc<AtomicUsize>>,
+}
+
+impl Shared {
+    pub(crate) fn new(geometry: Geometry, max_stacks: Option<usize>, max_cached: usize) -> Shared {
+        Shared {
+            geometry,
+            max_stacks,
+            max_cached,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub(crate) fn max_stacks(&self) -> Option<usize> {
+        self.max_stacks
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave `State` inconsistent
+        // for our purposes (each method restores its invariants before any
+        // call that can panic), so a poisoned lock is used as is.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes up to `want` idle stacks (at least one, carving a new one if
+    /// none is idle) and appends their tops to `out`, hottest first.
+    pub(crate) fn take(&self, want: usize, out: &mut Vec<usize>) -> Result<(), StackError> {
+        let mut state = self.lock();
+        let before = out.len();
+        while out.len() - before < want {
+            match state.hot.pop_back().or_else(|| state.cold.pop()) {
+                Some(top) => out.push(top),
+                None => break,
+            }
+        }
+        if out.len() == before {
+            let top = self.carve(&mut state)?;
+            out.push(top);
+        }
+        Ok(())
+    }
+
+    /// Carves a new stack, mapping a new slab first if needed.
+    fn carve(&self, state: &mut State) -> Result<usize, StackError> {
+        if let Some(max) = self.max_stacks
+            && state.carved >= max
+        {
+            return Err(StackError::BudgetExhausted {
+                max_stacks: max,
+                cached: state_cached(state),
+            });
+        }
+        if state.slabs.last().is_none_or(Slab::is_full) {
+            let slots = Slab::slots_for(state.slabs.len(), self.geometry.stride);
+            let slab = Slab::map(&self.geometry, slots).map_err(|e| self.carve_error(state, e))?;
+            state.slabs.push(slab);
+        }
+        let slab = state
+            .slabs
+            .last_mut()
+            .expect("a slab with room was just ensured");
+        let top = slab
+            .carve(&self.geometry)
+            .map_err(|e| self.carve_error(state, e))?;
+        state.carved += 1;
+        Ok(top)
+    }
+
+    fn carve_error(&self, state: &State, e: CarveError) -> StackError {
+        match e {
+            CarveError::Other(e) => e,
+            CarveError::Maps(refused) => StackError::MapCountLimit {
+                guard_mode: self.geometry.mode,
+                max_map_count: refused.max_map_count,
+                weft_mappings: refused.weft_mappings,
+                carved: state.carved,
+                stack_size: self.geometry.stack_size,
+                guard_size: self.geometry.guard_size,
+            },
+        }
+    }
+
+    /// Takes back idle stacks (oldest first), then decommits the oldest
+    /// committed ones past `max_cached`.
+    pub(crate) fn give_back(&self, tops: impl IntoIterator<Item = usize>) {
+        let mut state = self.lock();
+        state.hot.extend(tops);
+        let excess = state.hot.len().saturating_sub(self.max_cached);
+        if excess > 0 {
+            self.decommit_oldest(&mut state, excess);
+        }
+    }
+
+    /// Decommits every committed idle stack of the shared pool; returns how many.
+    pub(crate) fn trim(&self) -> usize {
+        let mut state = self.lock();
+        let n = state.hot.len();
+        self.decommit_oldest(&mut state, n)
+    }
+
+    /// Moves the `n` oldest hot stacks to the cold list, giving their pages
+    /// back with `MADV_DONTNEED`. Returns how many moved.
+    fn decommit_oldest(&self, state: &mut State, n: usize) -> usize {
+        let len = self.geometry.stack_size;
+        let mut moved = 0;
+        while moved < n {
+            let Some(top) = state.hot.pop_front() else {
+                break;
+            };
+            // SAFETY: `top - len .. top` is the usable region of an idle
+            // stack of one of our slabs: no `Stack` refers to it, so its
+            // contents are dead. The guard below it is not in the range
+            // (and would survive DONTNEED anyway).
+            if let Err(e) = unsafe { os::decommit(top - len, len) } {
+                // Cannot happen for a valid private anonymous range; keep
+                // the stack committed rather than lose it.
+                state.hot.push_front(top);
+                debug_assert!(false, "MADV_DONTNEED failed: {e}");
+                break;
+            }
+            state.cold.push(top);
+            moved += 1;
+        }
+        moved
+    }
+
+    /// Registers a thread cache's published length, so `stats` counts it.
+    pub(crate) fn register_cache(&self, len: &Arc<AtomicUsize>) {
+        self.lock().caches.push(Arc::clone(len));
+    }
+
+    /// Undoes [`register_cache`](Self::register_cache).
+    pub(crate) fn unregister_cache(&self, len: &Arc<AtomicUsize>) {
+        self.lock().caches.retain(|c| !Arc::ptr_eq(c, len));
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let state = self.lock();
+        let cached = state_cached(&state);
+        PoolStats {
+            live: state.carved.saturating_sub(cached),
+            cached,
+            mappings: state.slabs.iter().map(Slab::mappings).sum(),
+            guard_mode: self.geometry.mode,
+            carved: state.carved,
+            max_stacks: self.max_stacks,
+        }
+    }
+}
+
+/// Idle stacks of the pool: in the shared free lists or in thread caches.
+fn state_cached(state: &State) -> usize {
+    let in_caches: usize = state.caches.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+    state.hot.len() + state.cold.len() + in_caches
+}
