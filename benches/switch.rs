@@ -5,11 +5,15 @@
 //! means weft is faster). Workloads:
 //!
 //! - `resume+suspend`: one round trip into a coroutine and back;
+//! - `create+run`: a coroutine is created and resumed once; its body
+//!   returns, and the stack goes back to the pool (the life of most
+//!   fibers);
 //! - `create+resume+drop`: a coroutine is created, runs to its first
-//!   suspend, and is dropped (forced unwind of one frame), its stack going
-//!   back to the pool. corosensei is measured twice: with its default
-//!   stack (one mmap/munmap per coroutine) and reusing one stack, which is
-//!   the closer comparison to weft's pool.
+//!   suspend, and is dropped (a forced unwind of its frames, which both
+//!   crates do with the DWARF unwinder, and which dominates the figure).
+//!
+//! corosensei is measured with its default stack (one mmap/munmap per
+//! coroutine) and reusing one stack, the closer comparison to weft's pool.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -64,6 +68,34 @@ fn corosensei_round_trip(iters: u64) {
     }
 }
 
+fn weft_create_run(iters: u64) {
+    use weft::coroutine::{Coroutine, Yielder};
+    for i in 0..iters {
+        let mut c = Coroutine::new(move |_: &Yielder<(), ()>, ()| black_box(i) + 1);
+        black_box(c.resume(()));
+    }
+}
+
+fn corosensei_create_run_default_stack(iters: u64) {
+    use corosensei::{Coroutine, Yielder};
+    for i in 0..iters {
+        let mut c = Coroutine::new(move |_: &Yielder<(), ()>, ()| black_box(i) + 1);
+        black_box(c.resume(()));
+    }
+}
+
+fn corosensei_create_run_reused_stack(iters: u64) {
+    use corosensei::{Coroutine, Yielder};
+    let mut stack = Some(DefaultStack::new(256 * 1024).expect("a corosensei stack"));
+    for i in 0..iters {
+        let mut c = Coroutine::with_stack(stack.take().unwrap(), move |_: &Yielder<(), ()>, ()| {
+            black_box(i) + 1
+        });
+        black_box(c.resume(()));
+        stack = Some(c.into_stack());
+    }
+}
+
 fn weft_create(iters: u64) {
     use weft::coroutine::{Coroutine, Yielder};
     for i in 0..iters {
@@ -88,9 +120,10 @@ fn corosensei_create_reused_stack(iters: u64) {
     use corosensei::{Coroutine, Yielder};
     let mut stack = Some(DefaultStack::new(256 * 1024).expect("a corosensei stack"));
     for i in 0..iters {
-        let mut c = Coroutine::with_stack(stack.take().unwrap(), move |y: &Yielder<(), u64>, ()| {
-            y.suspend(i);
-        });
+        let mut c =
+            Coroutine::with_stack(stack.take().unwrap(), move |y: &Yielder<(), u64>, ()| {
+                y.suspend(i);
+            });
         black_box(c.resume(()));
         c.force_unwind();
         stack = Some(c.into_stack());
@@ -110,6 +143,9 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         weft_round_trip(1000);
         corosensei_round_trip(1000);
+        weft_create_run(1000);
+        corosensei_create_run_default_stack(10);
+        corosensei_create_run_reused_stack(1000);
         weft_create(1000);
         corosensei_create_default_stack(10);
         corosensei_create_reused_stack(1000);
@@ -120,9 +156,29 @@ fn main() {
     let weft = measure(weft_round_trip);
     let coro = measure(corosensei_round_trip);
     row("resume+suspend", weft, "corosensei", coro);
+    let weft = measure(weft_create_run);
+    let coro_default = measure(corosensei_create_run_default_stack);
+    let coro_reused = measure(corosensei_create_run_reused_stack);
+    row(
+        "create+run",
+        weft,
+        "corosensei (DefaultStack)",
+        coro_default,
+    );
+    row("create+run", weft, "corosensei (reused stack)", coro_reused);
     let weft = measure(weft_create);
     let coro_default = measure(corosensei_create_default_stack);
     let coro_reused = measure(corosensei_create_reused_stack);
-    row("create+resume+drop", weft, "corosensei (DefaultStack)", coro_default);
-    row("create+resume+drop", weft, "corosensei (reused stack)", coro_reused);
+    row(
+        "create+resume+drop",
+        weft,
+        "corosensei (DefaultStack)",
+        coro_default,
+    );
+    row(
+        "create+resume+drop",
+        weft,
+        "corosensei (reused stack)",
+        coro_reused,
+    );
 }

@@ -36,7 +36,7 @@ fn hot_leaf(seed: u64) -> u64 {
 fn recurse(y: &Yielder<(), u64>, depth: u32, seed: u64, leaves: &mut u64) -> u64 {
     if depth == 0 {
         *leaves += 1;
-        if *leaves % 4096 == 0 {
+        if leaves.is_multiple_of(4096) {
             y.suspend(*leaves);
         }
         return hot_leaf(seed);
@@ -88,6 +88,9 @@ fn main() {
     let mut coroutines: Vec<Coroutine<(), u64, u64>> = (0..8u64)
         .map(|i| Coroutine::new(move |y: &Yielder<(), u64>, ()| coroutine_body(y, i * 7919 + 1)))
         .collect();
-    let suspends = drive_coroutines(&mut coroutines, Instant::now() + Duration::from_secs_f64(secs));
+    let suspends = drive_coroutines(
+        &mut coroutines,
+        Instant::now() + Duration::from_secs_f64(secs),
+    );
     println!("8 coroutines suspended {suspends} times in {secs} s");
 }

@@ -15,7 +15,14 @@
     unreachable_pub,
     rust_2018_idioms
 )]
-#![cfg_attr(loom, allow(dead_code, unreachable_pub, reason = "loom builds only the modelled protocols"))]
+#![cfg_attr(
+    loom,
+    allow(
+        dead_code,
+        unreachable_pub,
+        reason = "loom builds only the modelled protocols"
+    )
+)]
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!(

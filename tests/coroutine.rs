@@ -29,7 +29,10 @@ fn values_flow_in_and_out() {
     assert_eq!(c.resume(10), CoroutineResult::Yield(20));
     assert_eq!(c.resume(100), CoroutineResult::Return(111));
     assert!(c.is_done());
-    assert!(c.stack().is_none(), "the stack is released when the body returns");
+    assert!(
+        c.stack().is_none(),
+        "the stack is released when the body returns"
+    );
 }
 
 #[test]
@@ -45,10 +48,16 @@ fn owned_values_cross_without_copies_or_leaks() {
         }
         seen.join(",")
     });
-    assert_eq!(c.resume("a".into()), CoroutineResult::Yield(vec!["a".to_string()]));
+    assert_eq!(
+        c.resume("a".into()),
+        CoroutineResult::Yield(vec!["a".to_string()])
+    );
     assert_eq!(c.resume("b".into()).as_yield().unwrap().len(), 2);
     assert_eq!(c.resume("c".into()).as_yield().unwrap().len(), 3);
-    assert_eq!(c.resume("d".into()), CoroutineResult::Return("a,b,c,d".to_string()));
+    assert_eq!(
+        c.resume("d".into()),
+        CoroutineResult::Return("a,b,c,d".to_string())
+    );
     assert_eq!(drops.get(), 1);
 }
 
@@ -66,7 +75,10 @@ fn large_and_overaligned_closures_arrive_intact() {
 
 #[test]
 fn a_closure_too_large_for_its_stack_is_refused() {
-    let pool = weft::stack_pool::StackPool::builder().stack_size(16 * 1024).build().unwrap();
+    let pool = weft::stack_pool::StackPool::builder()
+        .stack_size(16 * 1024)
+        .build()
+        .unwrap();
     let huge = [7u8; 12 * 1024];
     let err = Builder::new()
         .pool(&pool)
@@ -108,7 +120,11 @@ fn panic_comes_out_of_resume_with_its_payload() {
     assert_eq!(c.resume(()), CoroutineResult::Yield(()));
     let payload = catch_unwind(AssertUnwindSafe(|| c.resume(()))).unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
-    assert_eq!(drops.get(), 1, "the body's locals were dropped before resume re-raised");
+    assert_eq!(
+        drops.get(),
+        1,
+        "the body's locals were dropped before resume re-raised"
+    );
     assert!(c.is_done());
     assert!(c.stack().is_none());
     // The thread is fine: more coroutines run.
@@ -167,7 +183,11 @@ fn dropping_a_suspended_coroutine_runs_every_destructor() {
     assert_eq!(c.resume(()), CoroutineResult::Yield(7));
     assert_eq!(drops.get(), 0);
     drop(c);
-    assert_eq!(drops.get(), 7, "one guard in the body and one per recursion level");
+    assert_eq!(
+        drops.get(),
+        7,
+        "one guard in the body and one per recursion level"
+    );
 }
 
 #[test]
@@ -181,7 +201,10 @@ fn forced_unwind_still_works_through_catch_unwind_in_the_body() {
             let _inner = DropCounter(d.clone());
             y.suspend(1);
         }));
-        assert!(r.is_err(), "the drop's unwind reached the body's catch_unwind");
+        assert!(
+            r.is_err(),
+            "the drop's unwind reached the body's catch_unwind"
+        );
         k.set(k.get() + 1);
         // Suspending again unwinds again instead of switching.
         let r = catch_unwind(AssertUnwindSafe(|| y.suspend(2)));
@@ -218,7 +241,10 @@ fn a_panic_while_being_dropped_reaches_the_dropper() {
     });
     c.resume(());
     let payload = catch_unwind(AssertUnwindSafe(|| drop(c))).unwrap_err();
-    assert_eq!(payload.downcast_ref::<&str>(), Some(&"after the forced unwind"));
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"after the forced unwind")
+    );
 }
 
 #[test]
@@ -243,7 +269,10 @@ fn dropping_nested_suspended_coroutines_unwinds_both() {
 
 #[test]
 fn a_million_create_run_drop_cycles_reuse_pooled_stacks() {
-    let pool = weft::stack_pool::StackPool::builder().stack_size(64 * 1024).build().unwrap();
+    let pool = weft::stack_pool::StackPool::builder()
+        .stack_size(64 * 1024)
+        .build()
+        .unwrap();
     let mut total = 0u64;
     for i in 0..1_000_000u64 {
         let mut c = Builder::new()
@@ -255,6 +284,9 @@ fn a_million_create_run_drop_cycles_reuse_pooled_stacks() {
     }
     assert_eq!(total, (0..1_000_000u64).map(|i| (1 + i) * 2).sum::<u64>());
     let stats = pool.stats();
-    assert!(stats.carved <= 64, "stacks were recycled, not carved anew: {stats:?}");
+    assert!(
+        stats.carved <= 64,
+        "stacks were recycled, not carved anew: {stats:?}"
+    );
     assert_eq!(stats.live, 0, "{stats:?}");
 }

@@ -11,7 +11,9 @@ use weft::coroutine::{Coroutine, CoroutineResult, Yielder};
 fn frame_pointer() -> usize {
     let fp: usize;
     // SAFETY: reads a register, touches no memory.
-    unsafe { std::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        std::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
     fp
 }
 
@@ -60,8 +62,14 @@ fn walk(fiber: (usize, usize), thread: (usize, usize)) -> Vec<Record> {
                 assert!(!crossed, "crossed stacks twice: {records:#x?}");
                 crossed = true;
             } else {
-                assert_eq!(prev.on_fiber, on_fiber, "went back onto the fiber stack: {records:#x?}");
-                assert!(fp > prev.fp, "frame records must rise within a stack: {records:#x?}");
+                assert_eq!(
+                    prev.on_fiber, on_fiber,
+                    "went back onto the fiber stack: {records:#x?}"
+                );
+                assert!(
+                    fp > prev.fp,
+                    "frame records must rise within a stack: {records:#x?}"
+                );
             }
         }
         // SAFETY: fp is an aligned address inside one of the two live
@@ -82,7 +90,10 @@ fn symbol_names(records: &[Record]) -> Vec<String> {
     for r in records {
         let mut here = Vec::new();
         backtrace::resolve((r.ret - 1) as *mut std::ffi::c_void, |sym| {
-            here.push(sym.name().map_or_else(|| "?".to_string(), |n| format!("{n:#}")));
+            here.push(
+                sym.name()
+                    .map_or_else(|| "?".to_string(), |n| format!("{n:#}")),
+            );
         });
         if here.is_empty() {
             here.push("?".to_string());
@@ -115,8 +126,14 @@ fn outer_a(fiber: (usize, usize), thread: (usize, usize)) -> Vec<String> {
 #[inline(never)]
 fn resumer_of_the_walk(c: &mut Coroutine<(usize, usize), Vec<String>, ()>) -> Vec<String> {
     let stack = c.stack().expect("not started yet");
-    let fiber = (stack.limit().as_ptr() as usize, stack.base().as_ptr() as usize);
-    let out = c.resume(fiber).as_yield().expect("the body yields its walk");
+    let fiber = (
+        stack.limit().as_ptr() as usize,
+        stack.base().as_ptr() as usize,
+    );
+    let out = c
+        .resume(fiber)
+        .as_yield()
+        .expect("the body yields its walk");
     black_box(out)
 }
 
@@ -135,12 +152,21 @@ fn rbp_walk_from_a_coroutine_reaches_its_resumer_and_ends_cleanly() {
     };
     let a = position("::outer_a").unwrap_or_else(|| panic!("no outer_a in {names:#?}"));
     let b = position("::middle_b").unwrap_or_else(|| panic!("no middle_b in {names:#?}"));
-    let tramp = position("::fiber_trampoline").unwrap_or_else(|| panic!("no trampoline in {names:#?}"));
-    let resumer = position("::resumer_of_the_walk").unwrap_or_else(|| panic!("no resumer in {names:#?}"));
-    let test = position("::rbp_walk_from_a_coroutine_reaches_its_resumer_and_ends_cleanly").unwrap_or_else(|| panic!("no test fn in {names:#?}"));
-    assert!(b < a && a < tramp && tramp < resumer && resumer < test, "out of order: {names:#?}");
+    let tramp =
+        position("::fiber_trampoline").unwrap_or_else(|| panic!("no trampoline in {names:#?}"));
+    let resumer =
+        position("::resumer_of_the_walk").unwrap_or_else(|| panic!("no resumer in {names:#?}"));
+    let test = position("::rbp_walk_from_a_coroutine_reaches_its_resumer_and_ends_cleanly")
+        .unwrap_or_else(|| panic!("no test fn in {names:#?}"));
+    assert!(
+        b < a && a < tramp && tramp < resumer && resumer < test,
+        "out of order: {names:#?}"
+    );
     assert_eq!(
-        names.iter().filter(|n| n.ends_with("fiber_trampoline")).count(),
+        names
+            .iter()
+            .filter(|n| n.ends_with("fiber_trampoline"))
+            .count(),
         1,
         "one trampoline frame: {names:#?}"
     );
@@ -168,9 +194,15 @@ fn backtrace_inside_a_coroutine_names_each_resumer() {
     let first = resumer_marker_one(&mut c);
     assert!(first.contains("resumer_marker_one"), "{first}");
     let second = resumer_marker_two(&mut c);
-    assert!(second.contains("resumer_marker_two"), "the link is rewritten on every resume: {second}");
+    assert!(
+        second.contains("resumer_marker_two"),
+        "the link is rewritten on every resume: {second}"
+    );
     assert!(!second.contains("resumer_marker_one"), "{second}");
-    assert!(second.contains("backtrace_inside_a_coroutine_names_each_resumer"), "{second}");
+    assert!(
+        second.contains("backtrace_inside_a_coroutine_names_each_resumer"),
+        "{second}"
+    );
     assert_eq!(c.resume(()), CoroutineResult::Return(()));
 }
 

@@ -84,6 +84,13 @@ impl<Yield, Return> CoroutineResult<Yield, Return> {
     }
 }
 
+/// Makes a type `!Send` and `!Sync` inside a `PhantomData`.
+type NotSend = *mut ();
+
+/// The value types of a coroutine, inside a `PhantomData`: it takes
+/// `Input`s and produces `Yield`s and a `Return`.
+type ValueTypes<Input, Yield, Return> = fn(Input) -> CoroutineResult<Yield, Return>;
+
 /// Bytes of stack a closure must leave free below itself: its slot is on
 /// the coroutine's own stack, and the body needs room to run.
 const MIN_FREE_STACK: usize = 8 * 1024;
@@ -113,7 +120,7 @@ pub struct Coroutine<Input, Yield, Return> {
     /// the stack header keeps stays valid when the coroutine moves.
     name: Option<Box<str>>,
     /// `!Send`/`!Sync`, and the coroutine's value types.
-    _marker: PhantomData<(*mut (), fn(Input) -> CoroutineResult<Yield, Return>)>,
+    _marker: PhantomData<(NotSend, ValueTypes<Input, Yield, Return>)>,
 }
 
 impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
@@ -311,8 +318,9 @@ impl<Input, Yield, Return> Drop for Coroutine<Input, Yield, Return> {
             // SAFETY: as in `resume`: `sp` is the suspended fiber's, used once.
             let (word, next) = unsafe { arch::resume(arch::Word::uninit(), UNWIND, sp, self.base) };
             match next {
-                // SAFETY: a suspending fiber offers its value; we drop it.
                 Some(next) => {
+                    // SAFETY: a suspending fiber offers its value, which
+                    // nobody has taken; we drop it.
                     drop(unsafe { take::<Yield>(word) });
                     sp = next;
                 }
@@ -393,7 +401,10 @@ impl Builder {
     ///
     /// The stack pool's error (as `io::Error`) if no stack can be had, or
     /// `InvalidInput` if the closure is too large for the stack.
-    pub fn build<F, Input, Yield, Return>(self, body: F) -> io::Result<Coroutine<Input, Yield, Return>>
+    pub fn build<F, Input, Yield, Return>(
+        self,
+        body: F,
+    ) -> io::Result<Coroutine<Input, Yield, Return>>
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
     {

@@ -11,6 +11,7 @@ use super::next_fiber_id;
 use crate::arch::{ROOT_SIZE, STACK_ALIGNMENT};
 
 #[repr(align(64))]
+#[expect(dead_code, reason = "only its size and alignment matter")]
 struct Aligned64([u8; 100]);
 
 /// The slot of closure type F and return type R fits under the root, holds
@@ -24,7 +25,10 @@ fn check_slot<F, R>() {
     assert_eq!(slot % align_of::<Finish<R>>(), 0);
     assert!(slot + size_of::<F>() <= root);
     assert!(slot + size_of::<Finish<R>>() <= root);
-    assert!(root - slot < size_of::<F>().max(size_of::<Finish<R>>()) + 64, "no more than alignment padding");
+    assert!(
+        root - slot < size_of::<F>().max(size_of::<Finish<R>>()) + 64,
+        "no more than alignment padding"
+    );
 }
 
 #[test]

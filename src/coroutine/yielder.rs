@@ -67,6 +67,8 @@ impl<Input, Yield> Yielder<Input, Yield> {
 
 impl<Input, Yield> fmt::Debug for Yielder<Input, Yield> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Yielder").field("stack_base", &self.base).finish()
+        f.debug_struct("Yielder")
+            .field("stack_base", &self.base)
+            .finish()
     }
 }
