@@ -31,4 +31,15 @@ compile_error!(
 
 mod arch;
 pub mod coroutine;
+mod error;
+pub mod fiber;
+mod loom;
+pub mod runtime;
+mod sched;
 pub mod stack_pool;
+
+pub use error::JoinError;
+pub use fiber::current::{sleep, yield_now};
+pub use fiber::{JoinHandle, spawn};
+pub use runtime::{Runtime, run};
+pub use sched::blocking::blocking;

@@ -326,14 +326,16 @@ unsafe extern "C" fn fiber_trampoline() {
         // (Not `xchg`: with a memory operand it is a locked instruction.)
         "mov rax, [rbp - 0x10]",
         "mov qword ptr [rbp - 0x10], 0",
-        // Enter the entry function as if called from label 1 (a pushed
-        // return address and a jump, so the first `suspend` inside it does
-        // not pop an unmatched return-stack-buffer entry). rsp is 16-byte
-        // aligned here, so after the push it is as a call leaves it.
-        "lea rcx, [rip + 1f]",
-        "push rcx",
-        "jmp rax",
-        // The entry function returned; rbp is the root again (callee-saved).
+        // Call the entry function (rsp is 16-byte aligned here, as a call
+        // site needs). A real `call`, so that the entry's return and then
+        // our final `ret` each pop the return-stack-buffer entry they
+        // match: a fiber that never suspends (most short fibers) mispredicts
+        // no return. A fiber that suspends pays one mispredicted return at
+        // its first suspend. Measured: create+run 47.6 ns with push+jmp,
+        // 36.4 ns with call; the round trip is unchanged.
+        "call rax",
+        // The entry function returned here; rbp is the root again
+        // (callee-saved).
         // Switch to the resumer for the last time, with a stack pointer of
         // 0: this fiber can never be resumed.
         "1:",

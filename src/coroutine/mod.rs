@@ -54,6 +54,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::entry::{CONTINUE, Finish, Slot, UNWIND, drop_unstarted, entry_fn, offer, take};
 pub use self::yielder::Yielder;
+
+/// Whether a panic payload is the one a dropped coroutine unwinds its
+/// fiber with (so a body wrapper can tell cancellation from a panic).
+pub(crate) fn is_forced_unwind(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.is::<entry::ForcedUnwind>()
+}
 use crate::arch::{self, StackPointer};
 use crate::stack_pool::{self, Stack, StackPool};
 
@@ -160,6 +166,31 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
     {
+        stack_pool::ensure_thread_altstack();
+        let id = next_fiber_id();
+        // SAFETY: the name is boxed in the coroutine, which clears the owner
+        // (`release_stack`) before the box is dropped.
+        let mut coroutine = unsafe { Self::with_owner(stack, id, name.as_deref(), body)? };
+        coroutine.name = name;
+        Ok(coroutine)
+    }
+
+    /// A coroutine that the overflow handler reports as `id` / `name`,
+    /// whose name is owned elsewhere (the scheduler's task).
+    ///
+    /// # Safety
+    ///
+    /// `name`'s bytes stay valid until the coroutine is dropped or its body
+    /// has returned.
+    pub(crate) unsafe fn with_owner<F>(
+        stack: Stack,
+        id: u64,
+        name: Option<&str>,
+        body: F,
+    ) -> io::Result<Self>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+    {
         let base = stack.base();
         let slot = Slot::<F, Return>::at(base);
         let used = base.as_ptr() as usize - slot.as_ptr() as usize;
@@ -176,11 +207,9 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
                 ),
             ));
         }
-        stack_pool::ensure_thread_altstack();
-        let id = next_fiber_id();
-        // SAFETY: the name is boxed in the coroutine, which clears the owner
-        // (`release_stack`) before the box is dropped.
-        unsafe { stack.set_owner(id, name.as_deref()) };
+        // SAFETY: the caller keeps the name valid until the stack is
+        // released (`release_stack` clears the owner first).
+        unsafe { stack.set_owner(id, name) };
         // SAFETY: the slot lies below the root and above `limit` with
         // MIN_FREE_STACK to spare (checked above), is aligned for F, and the
         // stack is ours alone.
@@ -196,7 +225,7 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return> {
             drop_closure: drop_unstarted::<F, Return>,
             finish: Slot::<F, Return>::finish,
             id,
-            name,
+            name: None,
             _marker: PhantomData,
         })
     }

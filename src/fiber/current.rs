@@ -1,0 +1,208 @@
+//! The running fiber: `current`, `park`, `park_timeout`, `yield_now`,
+//! `sleep`. Off a fiber, each behaves like its `std::thread` counterpart on
+//! the calling thread, so library code works in both worlds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Fiber;
+use super::local::Locals;
+use super::task::{Body, Reason, TaskCell, TaskRef};
+use crate::sched::worker;
+
+/// The task whose fiber is running on this thread, if any. The pointer is
+/// valid while that fiber runs (its worker and its own frames hold it).
+fn current_task() -> Option<*const TaskCell<dyn Body>> {
+    worker::with_current(|w| w.and_then(|w| w.current_task()))
+}
+
+/// A counted reference to the running task.
+fn current_task_ref() -> Option<TaskRef> {
+    current_task().map(|ptr| {
+        // SAFETY: `ptr` came from `Arc::as_ptr` of a TaskRef the worker
+        // holds while the fiber runs; we add a count for the new Arc.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    })
+}
+
+/// The running fiber's fiber-local storage.
+pub(crate) fn locals_ptr() -> Option<*mut Locals> {
+    // SAFETY: the task is running (see `current_task`); taking the field's
+    // address makes no reference.
+    current_task().map(|task| unsafe { &raw mut (*(*task).header.side()).locals })
+}
+
+/// Switches the running fiber out to its worker. A cancelled fiber (the
+/// runtime is shutting down, and its destructors may be running) never
+/// suspends: this returns at once, like a spurious wake-up.
+fn switch_out(task: &TaskCell<dyn Body>, reason: Reason) {
+    if task.header.state.load().is_cancelled() {
+        return;
+    }
+    // SAFETY: the running fiber's own fields; the yielder lives on its
+    // stack for as long as the body runs.
+    let yielder = unsafe { &*(*task.header.side()).yielder };
+    yielder.suspend(reason);
+}
+
+/// A handle to the fiber (or, off a fiber, the thread) that calls it.
+///
+/// ```
+/// weft::run(|| {
+///     let me = weft::fiber::current();
+///     assert!(me.name().is_none());
+///     let named = weft::fiber::Builder::new()
+///         .name("worker-7")
+///         .spawn(|| weft::fiber::current().name().map(str::to_owned))
+///         .unwrap();
+///     assert_eq!(named.join().unwrap().as_deref(), Some("worker-7"));
+/// });
+/// ```
+pub fn current() -> Fiber {
+    match current_task_ref() {
+        Some(task) => Fiber::from_task(task),
+        None => Fiber::from_thread(std::thread::current()),
+    }
+}
+
+/// Blocks the calling fiber until its token is available, like
+/// `std::thread::park`: if [`Fiber::unpark`] was called since the last
+/// park returned, this consumes that token and returns at once; otherwise
+/// the fiber sleeps (its worker runs other fibers) until unparked. It may
+/// also return spuriously, so callers re-check their condition in a loop.
+///
+/// Off a fiber: `std::thread::park`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// weft::run(|| {
+///     let flag = Arc::new(AtomicBool::new(false));
+///     let me = weft::fiber::current();
+///     let setter = {
+///         let flag = flag.clone();
+///         weft::spawn(move || {
+///             flag.store(true, Ordering::Release);
+///             me.unpark();
+///         })
+///     };
+///     while !flag.load(Ordering::Acquire) {
+///         weft::fiber::park();
+///     }
+///     setter.join().unwrap();
+/// });
+/// ```
+pub fn park() {
+    match current_task() {
+        Some(task) => {
+            // SAFETY: see `current_task`.
+            let task = unsafe { &*task };
+            if !task.header.state.try_consume_notification() {
+                switch_out(task, Reason::Park);
+            }
+        }
+        None => std::thread::park(),
+    }
+}
+
+/// [`park`], but for no longer than `timeout` (it may return earlier, or
+/// spuriously). Off a fiber: `std::thread::park_timeout`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// weft::run(|| {
+///     let start = Instant::now();
+///     weft::fiber::park_timeout(Duration::from_millis(20));
+///     assert!(start.elapsed() >= Duration::from_millis(20) || cfg!(any()));
+/// });
+/// ```
+pub fn park_timeout(timeout: Duration) {
+    match current_task() {
+        Some(task) => match Instant::now().checked_add(timeout) {
+            // SAFETY: see `current_task`.
+            Some(deadline) => park_until(unsafe { &*task }, deadline),
+            None => park(),
+        },
+        None => std::thread::park_timeout(timeout),
+    }
+}
+
+/// Parks the running fiber until woken or until `deadline`.
+fn park_until(task: &TaskCell<dyn Body>, deadline: Instant) {
+    if task.header.state.try_consume_notification() {
+        return;
+    }
+    let seq = task
+        .header
+        .timer_seq
+        .load(std::sync::atomic::Ordering::Relaxed);
+    worker::with_current(|w| {
+        let w = w.expect("a running fiber is on a worker");
+        let task = current_task_ref().expect("a fiber is running");
+        w.arm_timer(deadline, seq, task);
+    });
+    switch_out(task, Reason::Park);
+    // Disarm: a timer armed with `seq` that fires later wakes nobody.
+    task.header
+        .timer_seq
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Puts the calling fiber to sleep for at least `duration`; its worker runs
+/// other fibers meanwhile. Unparking the fiber does not cut the sleep
+/// short. Off a fiber: `std::thread::sleep`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let slept = weft::run(|| {
+///     let start = Instant::now();
+///     weft::sleep(Duration::from_millis(10));
+///     start.elapsed()
+/// });
+/// assert!(slept >= Duration::from_millis(10));
+/// ```
+pub fn sleep(duration: Duration) {
+    let Some(task) = current_task() else {
+        return std::thread::sleep(duration);
+    };
+    // SAFETY: see `current_task`.
+    let task = unsafe { &*task };
+    let Some(deadline) = Instant::now().checked_add(duration) else {
+        // Longer than the clock can count: sleep until cancelled.
+        loop {
+            if task.header.state.load().is_cancelled() {
+                return;
+            }
+            switch_out(task, Reason::Park);
+        }
+    };
+    while !task.header.state.load().is_cancelled() && Instant::now() < deadline {
+        park_until(task, deadline);
+    }
+}
+
+/// Lets the other fibers of this worker run, then continues. Off a fiber:
+/// `std::thread::yield_now`.
+///
+/// ```
+/// weft::run(|| {
+///     let other = weft::spawn(|| 1);
+///     while !other.is_finished() {
+///         weft::yield_now();
+///     }
+///     assert_eq!(other.join().unwrap(), 1);
+/// });
+/// ```
+pub fn yield_now() {
+    match current_task() {
+        // SAFETY: see `current_task`.
+        Some(task) => switch_out(unsafe { &*task }, Reason::Yield),
+        None => std::thread::yield_now(),
+    }
+}

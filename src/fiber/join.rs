@@ -1,0 +1,165 @@
+//! Joining a fiber: the completion handshake and [`JoinHandle`].
+//!
+//! The handshake ([`JoinState`]) is one atomic word (COMPLETE, WAITER) and
+//! a locked waiter slot:
+//!
+//! - the finisher writes the result, then sets COMPLETE; if WAITER was
+//!   already set it takes the waiter from the slot and wakes it;
+//! - a joiner that does not see COMPLETE puts itself in the slot, then
+//!   sets WAITER; if COMPLETE was already set it does not wait, otherwise
+//!   it parks until it sees COMPLETE.
+//!
+//! Both sides read-modify-write the same word, so one of them sees the
+//! other's bit: either the finisher finds the waiter, or the joiner finds
+//! COMPLETE. No wake-up is lost; a wake may arrive after the joiner
+//! stopped waiting, which costs it one spurious return from a later park
+//! (allowed by park's contract). Dropping the handle just drops a
+//! reference: the result goes with the task's memory.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::Fiber;
+use super::task::{Body, TaskCell, TaskRef};
+use crate::error::JoinError;
+use crate::loom::sync::Mutex;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+
+const COMPLETE: usize = 1;
+const WAITER: usize = 2;
+
+/// The completion handshake between a fiber and its joiner.
+#[derive(Debug, Default)]
+pub(crate) struct JoinState<W = Fiber> {
+    state: AtomicUsize,
+    waiter: Mutex<Option<W>>,
+}
+
+/// Something a finisher can wake.
+pub(crate) trait Wakeable {
+    fn wake(self);
+}
+
+impl Wakeable for Fiber {
+    fn wake(self) {
+        self.unpark();
+    }
+}
+
+impl<W: Wakeable> JoinState<W> {
+    pub(crate) fn new() -> JoinState<W> {
+        JoinState {
+            state: AtomicUsize::new(0),
+            waiter: Mutex::new(None),
+        }
+    }
+
+    /// Whether the result has been published. Acquire: after `true`, the
+    /// result written before [`complete`](Self::complete) is visible.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    /// The finisher's side, after writing the result.
+    pub(crate) fn complete(&self) {
+        // Release: publishes the result. Acquire: sees the waiter stored
+        // before a joiner's WAITER.
+        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if prev & WAITER != 0 {
+            let waiter = self.waiter.lock().take();
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
+        }
+    }
+
+    /// The joiner's side: registers `waiter` unless the result is already
+    /// there. Returns true if the joiner must wait (park, then check
+    /// `is_complete` again).
+    pub(crate) fn register(&self, waiter: W) -> bool {
+        if self.is_complete() {
+            return false;
+        }
+        *self.waiter.lock() = Some(waiter);
+        let prev = self.state.fetch_or(WAITER, Ordering::AcqRel);
+        prev & COMPLETE == 0
+    }
+}
+
+/// A fiber's result slot and its handshake, seen from the handle.
+pub(crate) trait JoinTarget<T>: Body {
+    fn join_state(&self) -> &JoinState;
+
+    /// Moves the result out.
+    ///
+    /// # Safety
+    ///
+    /// `join_state().is_complete()` returned true, and this is the only
+    /// call (the handle is consumed by it).
+    unsafe fn take_result(&self) -> Result<T, JoinError>;
+}
+
+/// An owned permission to wait for a fiber and take its result, like
+/// `std::thread::JoinHandle`. Dropping it detaches the fiber: it runs on,
+/// and its result is dropped when it finishes.
+///
+/// Joining twice does not compile: `join` takes the handle.
+///
+/// ```compile_fail
+/// weft::run(|| {
+///     let h = weft::spawn(|| 1);
+///     h.join().unwrap();
+///     h.join().unwrap();
+/// });
+/// ```
+pub struct JoinHandle<T> {
+    task: Arc<TaskCell<dyn JoinTarget<T>>>,
+}
+
+impl<T: 'static> JoinHandle<T> {
+    pub(crate) fn new(task: Arc<TaskCell<dyn JoinTarget<T>>>) -> JoinHandle<T> {
+        JoinHandle { task }
+    }
+
+    /// Waits for the fiber to finish and returns its result: the value its
+    /// closure returned, or why there is none (it panicked, with the
+    /// payload, or the runtime shut down first).
+    ///
+    /// Called from a fiber, this parks the fiber, not the worker; from a
+    /// plain thread, it blocks the thread.
+    ///
+    /// ```
+    /// let n = weft::run(|| weft::spawn(|| 6 * 7).join().unwrap());
+    /// assert_eq!(n, 42);
+    /// ```
+    pub fn join(self) -> Result<T, JoinError> {
+        let join = self.task.body.join_state();
+        if !join.is_complete() && join.register(super::current()) {
+            while !join.is_complete() {
+                super::park();
+            }
+        }
+        // SAFETY: complete, and `self` is consumed: the only take.
+        unsafe { self.task.body.take_result() }
+    }
+
+    /// Whether the fiber has finished (its result is ready to take).
+    pub fn is_finished(&self) -> bool {
+        self.task.body.join_state().is_complete()
+    }
+
+    /// A handle to the fiber, to unpark it or read its name.
+    pub fn fiber(&self) -> Fiber {
+        let task: TaskRef = self.task.clone();
+        Fiber::from_task(task)
+    }
+}
+
+impl<T: 'static> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("fiber", &self.task.header)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

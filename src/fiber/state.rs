@@ -1,0 +1,384 @@
+//! A task's state: one atomic word, and the only transitions it may take.
+//!
+//! ```text
+//!                spawn                 pop + claim
+//!   (new) ───────────────> SCHEDULED ──────────────> RUNNING ────> COMPLETE
+//!                            ^   ^                    │  │  │  (body ended)
+//!              wake (idle)   │   │ wake (parked)      │  │  │
+//!     IDLE ──────────────────┘   └──────── PARKED <───┘  │  └─> SCHEDULED (yield)
+//!      ^                                  (after the     │
+//!      └──────── body returned to idle ───  switch-out)  │
+//!               (actors; a wake meanwhile reschedules) ──┘
+//! ```
+//!
+//! - IDLE: holds no stack and sits in no queue (an actor between runs).
+//! - SCHEDULED: in exactly one run queue. A task that has a fiber sits in
+//!   its home worker's queues; one without can be stolen by any worker.
+//! - RUNNING: one worker owns it: its fiber runs, or is switching out.
+//! - PARKED: its fiber is suspended, in no queue; a wake reschedules it.
+//! - COMPLETE: the body has ended for good.
+//!
+//! Two flags ride along:
+//!
+//! - NOTIFIED: a wake that arrived while the task was SCHEDULED or RUNNING
+//!   (std's unpark token). The next park consumes it instead of parking;
+//!   a body returning to IDLE with it set is rescheduled at once.
+//! - CANCELLED: the runtime is shutting down. Parks return at once, and a
+//!   task that has not started never will.
+//!
+//! The park/unpark race is settled here: a fiber that wants to park only
+//! switches out; the *worker*, back on its own stack, publishes PARKED with
+//! [`State::transition_to_parked`]. An unpark that lands before that sees
+//! RUNNING and leaves NOTIFIED, which the worker's transition finds. So a
+//! waker never sees PARKED while the fiber's stack is still in use, and no
+//! wake is lost.
+//!
+//! Orderings: every transition is an `AcqRel` compare-exchange. A
+//! transition that hands the task to another thread (to PARKED, to
+//! SCHEDULED) releases what the fiber wrote; the claim that takes it
+//! (SCHEDULED to RUNNING, PARKED to SCHEDULED in a waker) acquires it.
+
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+
+/// The lifecycle, in the low bits.
+const LIFECYCLE: usize = 0b111;
+const IDLE: usize = 0;
+const SCHEDULED: usize = 1;
+const RUNNING: usize = 2;
+const PARKED: usize = 3;
+const COMPLETE: usize = 4;
+/// A wake is pending (see the module doc).
+const NOTIFIED: usize = 1 << 3;
+/// The runtime is shutting down (see the module doc).
+const CANCELLED: usize = 1 << 4;
+
+/// A task's state word.
+#[derive(Debug)]
+pub(crate) struct State(AtomicUsize);
+
+/// A decoded snapshot, for assertions and debugging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(usize);
+
+#[cfg_attr(
+    not(loom),
+    allow(dead_code, reason = "for assertions; the loom models use them all")
+)]
+#[cfg(any(test, loom))]
+impl Snapshot {
+    pub(crate) fn is_idle(self) -> bool {
+        self.0 & LIFECYCLE == IDLE
+    }
+    pub(crate) fn is_scheduled(self) -> bool {
+        self.0 & LIFECYCLE == SCHEDULED
+    }
+    pub(crate) fn is_running(self) -> bool {
+        self.0 & LIFECYCLE == RUNNING
+    }
+    pub(crate) fn is_parked(self) -> bool {
+        self.0 & LIFECYCLE == PARKED
+    }
+    pub(crate) fn is_complete(self) -> bool {
+        self.0 & LIFECYCLE == COMPLETE
+    }
+    pub(crate) fn is_notified(self) -> bool {
+        self.0 & NOTIFIED != 0
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn is_cancelled(self) -> bool {
+        self.0 & CANCELLED != 0
+    }
+    /// A short name of the lifecycle state, for fiber dumps.
+    pub(crate) fn name(self) -> &'static str {
+        match self.0 & LIFECYCLE {
+            IDLE => "idle",
+            SCHEDULED => "scheduled",
+            RUNNING => "running",
+            PARKED => "parked",
+            _ => "complete",
+        }
+    }
+}
+
+/// What a worker must do after claiming a task: run it, or leave it (it
+/// was claimed by someone else, cancelled, or completed).
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// It is now RUNNING and ours.
+    Run,
+    /// It was not SCHEDULED: drop this queue entry.
+    Skip,
+}
+
+/// What a worker does with a fiber that switched out to park.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Park {
+    /// It is PARKED: a wake will reschedule it.
+    Parked,
+    /// A wake came first (or the task is cancelled): the token is consumed
+    /// and it is SCHEDULED; queue it at home.
+    Notified,
+}
+
+/// What a worker does with a task whose body returned to idle.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idle {
+    /// It is IDLE: a wake will schedule it.
+    Idle,
+    /// A wake came first: it is SCHEDULED again; queue it.
+    Rescheduled,
+}
+
+/// What a waker must do after [`State::wake`].
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Nothing: the task runs or is queued (the token is set), or is done.
+    Nothing,
+    /// It was IDLE and is SCHEDULED now: queue it, on any worker.
+    Schedule,
+    /// It was PARKED and is SCHEDULED now: queue it at its home worker.
+    Resume,
+}
+
+impl State {
+    /// A task that is SCHEDULED from birth (spawn queues it at once).
+    pub(crate) fn new_scheduled() -> State {
+        State(AtomicUsize::new(SCHEDULED))
+    }
+
+    /// A task born IDLE (an actor: scheduled by its first message).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the actor layer starts tasks idle")
+    )]
+    pub(crate) fn new_idle() -> State {
+        State(AtomicUsize::new(IDLE))
+    }
+
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.0.load(Ordering::Acquire))
+    }
+
+    /// Applies `f` until the compare-exchange succeeds; `f` returns the new
+    /// word (or `None` to leave it) and the outcome.
+    fn update<T>(&self, mut f: impl FnMut(usize) -> (Option<usize>, T)) -> T {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            let (next, outcome) = f(current);
+            let Some(next) = next else { return outcome };
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return outcome,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// A worker popped the task from a queue: SCHEDULED to RUNNING.
+    pub(crate) fn transition_to_running(&self) -> Claim {
+        self.update(|s| match s & LIFECYCLE {
+            SCHEDULED => (Some((s & !LIFECYCLE) | RUNNING), Claim::Run),
+            _ => (None, Claim::Skip),
+        })
+    }
+
+    /// Shutdown claims a parked fiber to unwind it: PARKED to RUNNING.
+    pub(crate) fn transition_to_running_from_parked(&self) -> Claim {
+        self.update(|s| match s & LIFECYCLE {
+            PARKED => (Some((s & !LIFECYCLE) | RUNNING), Claim::Run),
+            _ => (None, Claim::Skip),
+        })
+    }
+
+    /// The fiber switched out to park; the worker is back on its own stack.
+    pub(crate) fn transition_to_parked(&self) -> Park {
+        self.update(|s| {
+            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task parks");
+            if s & (NOTIFIED | CANCELLED) != 0 {
+                (
+                    Some((s & !(LIFECYCLE | NOTIFIED)) | SCHEDULED),
+                    Park::Notified,
+                )
+            } else {
+                (Some((s & !LIFECYCLE) | PARKED), Park::Parked)
+            }
+        })
+    }
+
+    /// The fiber yielded: RUNNING to SCHEDULED, keeping any token.
+    pub(crate) fn transition_to_scheduled(&self) {
+        self.update(|s| {
+            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task yields");
+            (Some((s & !LIFECYCLE) | SCHEDULED), ())
+        });
+    }
+
+    /// The body returned to idle (the task will run again when woken).
+    pub(crate) fn transition_to_idle(&self) -> Idle {
+        self.update(|s| {
+            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task goes idle");
+            if s & NOTIFIED != 0 && s & CANCELLED == 0 {
+                (
+                    Some((s & !(LIFECYCLE | NOTIFIED)) | SCHEDULED),
+                    Idle::Rescheduled,
+                )
+            } else {
+                (Some((s & !(LIFECYCLE | NOTIFIED)) | IDLE), Idle::Idle)
+            }
+        })
+    }
+
+    /// The body ended for good: RUNNING to COMPLETE.
+    pub(crate) fn transition_to_complete(&self) {
+        self.update(|s| {
+            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task completes");
+            (Some((s & !(LIFECYCLE | NOTIFIED)) | COMPLETE), ())
+        });
+    }
+
+    /// Wakes the task (std's `unpark`): see [`Wake`].
+    pub(crate) fn wake(&self) -> Wake {
+        self.update(|s| match s & LIFECYCLE {
+            IDLE if s & CANCELLED == 0 => (Some((s & !LIFECYCLE) | SCHEDULED), Wake::Schedule),
+            PARKED => (Some((s & !LIFECYCLE) | SCHEDULED), Wake::Resume),
+            SCHEDULED | RUNNING if s & NOTIFIED == 0 => (Some(s | NOTIFIED), Wake::Nothing),
+            _ => (None, Wake::Nothing),
+        })
+    }
+
+    /// The running fiber's park, before switching out: consumes a pending
+    /// token (or sees the task cancelled) and tells it not to park.
+    pub(crate) fn try_consume_notification(&self) -> bool {
+        self.update(|s| {
+            if s & CANCELLED != 0 {
+                (None, true)
+            } else if s & NOTIFIED != 0 {
+                (Some(s & !NOTIFIED), true)
+            } else {
+                (None, false)
+            }
+        })
+    }
+
+    /// Marks the task cancelled (runtime shutdown). Returns the state just
+    /// before.
+    pub(crate) fn cancel(&self) -> Snapshot {
+        Snapshot(self.0.fetch_or(CANCELLED, Ordering::AcqRel))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spawned_task_runs_then_completes() {
+        let s = State::new_scheduled();
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(), Claim::Skip, "claimed once only");
+        s.transition_to_complete();
+        assert!(s.load().is_complete());
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert_eq!(s.transition_to_running(), Claim::Skip);
+    }
+
+    #[test]
+    fn park_then_wake_resumes_at_home() {
+        let s = State::new_scheduled();
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_parked(), Park::Parked);
+        assert_eq!(s.wake(), Wake::Resume);
+        assert_eq!(
+            s.wake(),
+            Wake::Nothing,
+            "the second wake only leaves a token"
+        );
+        assert!(s.load().is_scheduled() && s.load().is_notified());
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert!(
+            s.try_consume_notification(),
+            "the token makes the next park return"
+        );
+        assert!(!s.try_consume_notification());
+    }
+
+    #[test]
+    fn a_wake_before_the_switch_out_is_not_lost() {
+        let s = State::new_scheduled();
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        // The fiber decided to park and is switching out; a wake lands.
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert_eq!(s.transition_to_parked(), Park::Notified);
+        let after = s.load();
+        assert!(
+            after.is_scheduled() && !after.is_notified(),
+            "queued again, token consumed"
+        );
+        assert_eq!(
+            s.transition_to_running(),
+            Claim::Run,
+            "so the next claim succeeds"
+        );
+    }
+
+    #[test]
+    fn idle_tasks_are_rescheduled_by_a_wake() {
+        let s = State::new_idle();
+        assert_eq!(s.wake(), Wake::Schedule);
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(
+            s.transition_to_idle(),
+            Idle::Rescheduled,
+            "the token reschedules"
+        );
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_idle(), Idle::Idle);
+        assert_eq!(s.wake(), Wake::Schedule);
+    }
+
+    #[test]
+    fn yield_keeps_the_token() {
+        let s = State::new_scheduled();
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.wake(), Wake::Nothing);
+        s.transition_to_scheduled();
+        assert!(s.load().is_scheduled() && s.load().is_notified());
+    }
+
+    #[test]
+    fn cancelled_tasks_do_not_park_or_restart() {
+        let s = State::new_scheduled();
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert!(!s.cancel().is_cancelled());
+        assert!(
+            s.try_consume_notification(),
+            "a cancelled fiber's park returns at once"
+        );
+        assert_eq!(
+            s.transition_to_parked(),
+            Park::Notified,
+            "a cancelled fiber is not parked"
+        );
+        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert_eq!(
+            s.transition_to_idle(),
+            Idle::Idle,
+            "no reschedule after cancel"
+        );
+        assert_eq!(
+            s.wake(),
+            Wake::Nothing,
+            "an idle cancelled task is not scheduled"
+        );
+    }
+}

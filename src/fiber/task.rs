@@ -1,0 +1,326 @@
+//! The task: the unit of scheduling, and the fiber it runs on.
+//!
+//! A task is one heap block, [`TaskCell`]: a [`Header`] the scheduler
+//! understands, then a [`Body`] it does not (a spawned closure and its
+//! result slot, or an actor). A task that has not started (or is between
+//! runs) holds no stack; the worker that first runs it takes a stack from
+//! the pool, makes it a fiber, and becomes its *home*.
+//!
+//! # Who touches what
+//!
+//! | field | who | when |
+//! | --- | --- | --- |
+//! | `state` | anyone | atomically (see `state.rs`) |
+//! | `id`, `name`, `pool` | anyone | read-only |
+//! | `fiber`, `home`, `slot` | the worker that claimed the task (state RUNNING) | while it holds the claim; a waker reads `home` after it moved the task from PARKED to SCHEDULED, which happens-after the claimant's write |
+//!
+//! `home` is a raw pointer: the home worker outlives every fiber that
+//! lives on it (it exits only when its registry is empty), and a waker
+//! that moved the task out of PARKED takes its own count on the worker
+//! before the worker can finish the task.
+//! | `side` | the fiber itself | only while it runs |
+//!
+//! # References
+//!
+//! A started task is kept alive by its home worker's registry until its
+//! body ends, so a fiber parked where nobody can wake it is still found and
+//! unwound at shutdown, on its home thread. That reference is the one the
+//! fiber's own frames rely on: they use the task through a raw pointer.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::FiberId;
+use super::local::Locals;
+use super::state::State;
+use crate::coroutine::{self, Coroutine, Yielder};
+use crate::sched::WorkerShared;
+use crate::stack_pool::{StackError, StackPool};
+
+/// A task, type-erased: what queues and wakers hold.
+pub(crate) type TaskRef = Arc<TaskCell<dyn Body>>;
+
+/// A task's memory: the header, then the body.
+pub(crate) struct TaskCell<B: ?Sized> {
+    pub(crate) header: Header,
+    pub(crate) body: B,
+}
+
+impl<B: ?Sized> fmt::Debug for TaskCell<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.header.fmt(f)
+    }
+}
+
+/// Why a running fiber switched back to its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// `yield_now`: requeue it behind the others.
+    Yield,
+    /// `park`: publish it PARKED, unless a wake came first.
+    Park,
+}
+
+/// How a body's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyEnd {
+    /// For good: the task completes.
+    Exit,
+    /// For now: the task goes IDLE and gives its stack back; a wake runs
+    /// the body again, on a fresh fiber, on any worker (actors).
+    #[expect(dead_code, reason = "the actor layer's bodies go idle")]
+    Idle,
+}
+
+/// How a task ended, told to its body (and through it, its joiner).
+pub(crate) enum Outcome {
+    /// `run` returned [`BodyEnd::Exit`].
+    Returned,
+    /// `run` panicked.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// The runtime shut down: the fiber was unwound, or never started.
+    Cancelled,
+    /// No stack could be had to start the fiber.
+    NoStack(StackError),
+}
+
+/// What the scheduler runs; implemented by spawned closures and actors.
+pub(crate) trait Body: Send + Sync + 'static {
+    /// Runs the body on the task's fiber. A panic escapes to the fiber's
+    /// entry, which reports it through `complete`.
+    fn run(&self, task: &TaskCell<dyn Body>) -> BodyEnd;
+
+    /// Records how the task ended and wakes whoever waits for it. Called
+    /// exactly once, by the task's claimant: after `run` returned `Exit`
+    /// or panicked, or instead of ever running it.
+    fn complete(&self, outcome: Outcome);
+
+    /// Queues a task whose wake found it IDLE (only bodies that return
+    /// [`BodyEnd::Idle`] get there; they know their runtime).
+    fn schedule_idle(&self, task: TaskRef) {
+        drop(task);
+        unreachable!("a task that never goes idle was woken from idle");
+    }
+}
+
+/// A task's suspended or running fiber. `Send` although `Coroutine` is
+/// not: a started fiber is resumed only on its home worker's thread (see
+/// the thread-local rule in `DESIGN.md`), so the values on its stack never
+/// see another thread, unless the runtime was built with the `unsafe`
+/// migration opt-in, whose caller accepted exactly that.
+pub(crate) struct FiberContext(pub(crate) Coroutine<(), Reason, BodyEnd>);
+
+// SAFETY: see the type's documentation: the coroutine is only resumed on
+// one thread at a time, and only moves threads under the unsafe opt-in.
+unsafe impl Send for FiberContext {}
+
+/// Fields only the running fiber touches.
+pub(crate) struct FiberSide {
+    /// The fiber's yielder, on its own stack; set when the body starts.
+    pub(crate) yielder: *const Yielder<(), Reason>,
+    /// Fiber-local storage.
+    pub(crate) locals: Locals,
+}
+
+/// What every task starts with; see the module doc for the access rules.
+pub(crate) struct Header {
+    pub(crate) state: State,
+    pub(crate) id: FiberId,
+    pub(crate) name: Option<Box<str>>,
+    /// The pool this task's stacks come from; `None`: the runtime's.
+    pub(crate) pool: Option<StackPool>,
+    /// Bumped when a timed park returns, so a timer armed by an earlier
+    /// park that fires late does not wake a later one. The fiber and its
+    /// home worker (the same thread) use it; atomic for the migration
+    /// opt-in, where they may not be.
+    pub(crate) timer_seq: AtomicU64,
+    fiber: UnsafeCell<Option<FiberContext>>,
+    home: UnsafeCell<*const WorkerShared>,
+    /// Index in the home worker's registry.
+    slot: UnsafeCell<usize>,
+    side: UnsafeCell<FiberSide>,
+}
+
+// SAFETY: the UnsafeCell fields follow the rules in the module doc: each is
+// touched by one thread at a time, the hand-offs ordered by the state word.
+unsafe impl Sync for Header {}
+
+// SAFETY: the only non-Send fields are the fiber side's (a pointer to the
+// fiber's own yielder, fiber-local values): only the fiber touches them,
+// on its home thread, and they are dropped by the fiber itself when its
+// body ends. Under the unsafe migration opt-in the caller vouches that
+// moving them with the fiber is fine.
+unsafe impl Send for Header {}
+
+impl Header {
+    pub(crate) fn new(state: State, name: Option<Box<str>>, pool: Option<StackPool>) -> Header {
+        Header {
+            state,
+            id: FiberId::next(),
+            name,
+            pool,
+            timer_seq: AtomicU64::new(0),
+            fiber: UnsafeCell::new(None),
+            home: UnsafeCell::new(ptr::null()),
+            slot: UnsafeCell::new(usize::MAX),
+            side: UnsafeCell::new(FiberSide {
+                yielder: ptr::null(),
+                locals: Locals::default(),
+            }),
+        }
+    }
+
+    /// The fiber, for the claimant.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the task's claim (it moved the state to RUNNING, or
+    /// owns a PARKED task during shutdown) and no other reference to the
+    /// fiber slot is live.
+    #[allow(clippy::mut_from_ref, reason = "exclusive by the claim, as documented")]
+    pub(crate) unsafe fn fiber_mut(&self) -> &mut Option<FiberContext> {
+        // SAFETY: the caller's claim makes the access exclusive.
+        unsafe { &mut *self.fiber.get() }
+    }
+
+    /// Sets the home worker and registry slot; the claimant does this when
+    /// it starts the fiber, and clears them when the body ends.
+    ///
+    /// # Safety
+    ///
+    /// As for [`fiber_mut`](Self::fiber_mut).
+    pub(crate) unsafe fn set_home(&self, home: *const WorkerShared, slot: usize) {
+        // SAFETY: the caller's claim makes the access exclusive.
+        unsafe {
+            *self.home.get() = home;
+            *self.slot.get() = slot;
+        }
+    }
+
+    /// The home worker of a started task, counted.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the claim, or moved the task from PARKED to
+    /// SCHEDULED itself (so the claimant's write happened before, nobody
+    /// can claim the task until the caller queues it, and the home worker,
+    /// which exits only when all its fibers are done, is alive).
+    pub(crate) unsafe fn home(&self) -> Option<Arc<WorkerShared>> {
+        // SAFETY: the caller's hand-off rules out a concurrent write.
+        let home = unsafe { *self.home.get() };
+        if home.is_null() {
+            return None;
+        }
+        // SAFETY: `home` came from `Arc::as_ptr` of the live worker's Arc
+        // (see above); we take a count of our own.
+        unsafe {
+            Arc::increment_strong_count(home);
+            Some(Arc::from_raw(home))
+        }
+    }
+
+    /// The home worker's address, to compare with a worker's.
+    ///
+    /// # Safety
+    ///
+    /// As for [`home`](Self::home).
+    pub(crate) unsafe fn home_ptr(&self) -> *const WorkerShared {
+        // SAFETY: the caller's hand-off rules out a concurrent write.
+        unsafe { *self.home.get() }
+    }
+
+    /// The registry slot of a started task.
+    ///
+    /// # Safety
+    ///
+    /// As for [`fiber_mut`](Self::fiber_mut).
+    pub(crate) unsafe fn slot(&self) -> usize {
+        // SAFETY: the caller's claim makes the access exclusive.
+        unsafe { *self.slot.get() }
+    }
+
+    /// The fiber-side fields. Only the task's own fiber, while it runs,
+    /// may dereference the pointer, and no two references made from it may
+    /// overlap.
+    pub(crate) fn side(&self) -> *mut FiberSide {
+        self.side.get()
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("state", &self.state.load().name())
+            .finish()
+    }
+}
+
+/// A task pointer the fiber's closure carries. The registry's reference
+/// keeps the task alive for the fiber's whole life (see the module doc).
+struct TaskPtr(*const TaskCell<dyn Body>);
+
+// SAFETY: it points to a `Send + Sync` task, and is only dereferenced on
+// the fiber, while the registry keeps the task alive.
+unsafe impl Send for TaskPtr {}
+
+/// Makes a task's fiber on `stack`: the coroutine runs [`fiber_main`].
+///
+/// The caller must keep a reference to the task until the fiber is gone
+/// (its body returned, or it was dropped): the registry does.
+pub(crate) fn make_fiber(
+    task: &TaskRef,
+    stack: crate::stack_pool::Stack,
+) -> std::io::Result<FiberContext> {
+    let body_task = TaskPtr(Arc::as_ptr(task));
+    let body = move |y: &Yielder<(), Reason>, ()| {
+        let body_task = body_task;
+        // SAFETY: the registry keeps the task alive while its fiber exists
+        // (see above).
+        fiber_main(unsafe { &*body_task.0 }, y)
+    };
+    // SAFETY: the name lives in the task's header, which outlives the
+    // coroutine: the coroutine is stored in that header and dropped (or its
+    // body returns) before the header is.
+    let coroutine = unsafe {
+        Coroutine::with_owner(
+            stack,
+            task.header.id.as_u64(),
+            task.header.name.as_deref(),
+            body,
+        )?
+    };
+    Ok(FiberContext(coroutine))
+}
+
+/// The first frame of every task's fiber: runs the body, catches what it
+/// throws, drops the fiber-locals, and reports the outcome.
+fn fiber_main(task: &TaskCell<dyn Body>, yielder: &Yielder<(), Reason>) -> BodyEnd {
+    // SAFETY: we are the task's fiber, running.
+    unsafe { (*task.header.side()).yielder = yielder };
+    let ran = catch_unwind(AssertUnwindSafe(|| task.body.run(task)));
+    // The locals go before the joiner hears of the end; a destructor that
+    // panics there is reported like the body's own panic would be.
+    // SAFETY: we are the task's fiber, running; no fiber-local is borrowed
+    // once the body has returned.
+    let locals = std::mem::take(unsafe { &mut (*task.header.side()).locals });
+    let dropped = catch_unwind(AssertUnwindSafe(|| drop(locals)));
+    let outcome = match (ran, dropped) {
+        (Ok(BodyEnd::Idle), Ok(())) => return BodyEnd::Idle,
+        (Ok(BodyEnd::Exit), Ok(())) => Outcome::Returned,
+        (Err(payload), _) | (Ok(_), Err(payload))
+            if coroutine::is_forced_unwind(payload.as_ref()) =>
+        {
+            Outcome::Cancelled
+        }
+        (Err(payload), _) | (Ok(_), Err(payload)) => Outcome::Panicked(payload),
+    };
+    task.body.complete(outcome);
+    BodyEnd::Exit
+}

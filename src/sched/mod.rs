@@ -1,0 +1,248 @@
+//! The M:N scheduler: workers, run queues, wake routing, shutdown.
+//!
+//! # Where a task goes
+//!
+//! | what | where | who may run it |
+//! | --- | --- | --- |
+//! | spawned on a worker | that worker's deque (LIFO) | any worker (stolen) |
+//! | spawned from outside | the injector (FIFO) | any worker |
+//! | woken from IDLE (an actor) | as if spawned | any worker |
+//! | yielded | its home worker's ready queue | its home worker |
+//! | woken from PARKED on its home thread | its home worker's LIFO slot | its home worker |
+//! | woken from PARKED elsewhere | its home worker's inbox, then unpark it | its home worker |
+//!
+//! A task that has not started (or is between runs) holds no frames, so
+//! any worker may take it. A started fiber resumes only on the worker it
+//! started on (its *home*): code may hold thread-local references or
+//! `std::sync` guards across a blocking point, and LLVM may cache a
+//! thread-local's address across one (llvm/llvm-project#98479). See
+//! `DESIGN.md`, "Where a fiber runs".
+//!
+//! # Shutdown
+//!
+//! Dropping the runtime sets `shutdown` and wakes every worker. Each worker
+//! then, on its own thread: marks every started fiber it owns CANCELLED
+//! (parks and yields return at once), unwinds each one (its destructors
+//! run; `JoinError::is_cancelled` for its joiner), completes the
+//! unstarted tasks it holds as cancelled, and exits when it owns nothing.
+//! The dropping thread joins the workers, cancels what is left in the
+//! injector, and stops the blocking pool. A spawn that races with this
+//! checks `shutdown` after pushing (a `SeqCst` fence on both sides) and
+//! cancels its own task if the drain may have missed it.
+
+pub(crate) mod blocking;
+mod idle;
+mod inbox;
+mod park;
+mod queue;
+mod registry;
+mod timer;
+pub(crate) mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use self::blocking::BlockingPool;
+use self::idle::Idle;
+use self::inbox::Inbox;
+use self::park::Parker;
+use self::queue::{Injector, LocalQueue, Stealer};
+use crate::fiber::state::{Claim, Wake};
+use crate::fiber::task::{Outcome, TaskRef};
+use crate::loom::sync::Mutex;
+use crate::loom::sync::atomic::{AtomicBool, Ordering, fence};
+use crate::stack_pool::{StackError, StackPool};
+
+/// Settings fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) thread_name_prefix: String,
+    /// The `unsafe` opt-in: started fibers may resume on any worker.
+    #[expect(dead_code, reason = "the migration opt-in is wired in next")]
+    pub(crate) migrate: bool,
+}
+
+/// What every worker and handle of one runtime shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) workers: Box<[Arc<WorkerShared>]>,
+    pub(crate) injector: Injector<TaskRef>,
+    pub(crate) idle: Idle,
+    shutdown: AtomicBool,
+    /// The runtime's stacks, of the default size.
+    pub(crate) pool: StackPool,
+    /// Pools for fibers built with another stack size, made on first use.
+    other_pools: Mutex<Vec<StackPool>>,
+    pub(crate) blocking: BlockingPool,
+    pub(crate) config: Config,
+}
+
+/// The part of a worker other threads see.
+#[derive(Debug)]
+pub(crate) struct WorkerShared {
+    pub(crate) index: usize,
+    /// Fibers of this worker woken by other threads.
+    pub(crate) inbox: Inbox<TaskRef>,
+    pub(crate) parker: Parker,
+    pub(crate) stealer: Stealer<TaskRef>,
+}
+
+impl Shared {
+    /// The shared state and each worker's own deque.
+    pub(crate) fn new(
+        config: Config,
+        pool: StackPool,
+        blocking: BlockingPool,
+    ) -> (Arc<Shared>, Vec<LocalQueue<TaskRef>>) {
+        let locals: Vec<LocalQueue<TaskRef>> =
+            (0..config.workers).map(|_| LocalQueue::new()).collect();
+        let workers = locals
+            .iter()
+            .enumerate()
+            .map(|(index, local)| {
+                Arc::new(WorkerShared {
+                    index,
+                    inbox: Inbox::new(),
+                    parker: Parker::new(),
+                    stealer: local.stealer(),
+                })
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            workers,
+            injector: Injector::new(),
+            idle: Idle::new(config.workers),
+            shutdown: AtomicBool::new(false),
+            pool,
+            other_pools: Mutex::new(Vec::new()),
+            blocking,
+            config,
+        });
+        (shared, locals)
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Starts the shutdown (see the module doc) and wakes every worker.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `spawn`: a spawner that does not see
+        // `shutdown` pushed before the drains that follow.
+        fence(Ordering::SeqCst);
+        for worker in self.workers.iter() {
+            worker.parker.unpark();
+        }
+    }
+
+    /// Cancels every task left in the injector (after the workers exited).
+    pub(crate) fn drain_injector(&self) {
+        while let Some(task) = self.injector.steal() {
+            cancel_unstarted(task);
+        }
+    }
+
+    /// Queues a new task: on the current worker's deque if this thread is
+    /// one of our workers, else on the injector; then wakes a sleeper if
+    /// nobody is searching.
+    pub(crate) fn spawn(self: &Arc<Self>, task: TaskRef) {
+        if self.is_shutdown() {
+            cancel_unstarted(task);
+            return;
+        }
+        let mut task = Some(task);
+        worker::with_current(|current| {
+            if let Some(worker) = current.filter(|w| w.belongs_to(self)) {
+                // The worker drains its own deque when it shuts down, after
+                // this fiber has switched back to it: no race to close.
+                worker.push_local(task.take().expect("pushed once"));
+            }
+        });
+        if let Some(task) = task {
+            self.injector.push(task);
+            // Pairs with the fence in `begin_shutdown`: either the final
+            // drain sees our push, or we see `shutdown` and drain it.
+            fence(Ordering::SeqCst);
+            if self.shutdown.load(Ordering::SeqCst) {
+                self.drain_injector();
+                return;
+            }
+        }
+        self.notify_parked();
+    }
+
+    /// Wakes a sleeping worker to look for stealable work, unless one is
+    /// searching already.
+    pub(crate) fn notify_parked(&self) {
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.workers[index].parker.unpark();
+        }
+    }
+
+    /// Whether any stealable work is queued anywhere.
+    pub(crate) fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+
+    /// The pool for fibers whose stacks are `size` bytes (the runtime's
+    /// own when `size` rounds to its size).
+    pub(crate) fn pool_for(&self, size: usize) -> Result<StackPool, StackError> {
+        let wanted = StackPool::builder()
+            .stack_size(size)
+            .guard_size(self.pool.guard_size());
+        let probe = wanted.clone().build()?;
+        if probe.stack_size() == self.pool.stack_size() {
+            return Ok(self.pool.clone());
+        }
+        let mut pools = self.other_pools.lock();
+        if let Some(pool) = pools.iter().find(|p| p.stack_size() == probe.stack_size()) {
+            return Ok(pool.clone());
+        }
+        pools.push(probe.clone());
+        Ok(probe)
+    }
+}
+
+/// Completes a task that never started as cancelled, if nobody claimed it.
+pub(crate) fn cancel_unstarted(task: TaskRef) {
+    task.header.state.cancel();
+    if task.header.state.transition_to_running() == Claim::Run {
+        task.body.complete(Outcome::Cancelled);
+        task.header.state.transition_to_complete();
+    }
+}
+
+/// Wakes a task (std's `unpark`), from any thread: see the table in the
+/// module doc for where it goes.
+pub(crate) fn wake(task: &TaskRef) {
+    match task.header.state.wake() {
+        Wake::Nothing => {}
+        Wake::Schedule => task.body.schedule_idle(task.clone()),
+        Wake::Resume => resume(task.clone()),
+    }
+}
+
+/// Queues a fiber that `wake` moved from PARKED to SCHEDULED.
+fn resume(task: TaskRef) {
+    // SAFETY: we moved the task from PARKED to SCHEDULED ourselves, and
+    // nobody can claim it before we queue it.
+    let home = unsafe { task.header.home_ptr() };
+    let mut local = Some(task);
+    worker::with_current(|current| {
+        if let Some(worker) = current.filter(|w| w.can_resume(home)) {
+            worker.push_woken(local.take().expect("pushed once"));
+        }
+    });
+    let Some(task) = local else { return };
+    // Another thread: hand it to the home worker. Our count keeps the
+    // worker's shared part alive past the push, after which the task may
+    // complete and the worker exit.
+    // SAFETY: as above; we still have not queued the task.
+    let home = unsafe { task.header.home() }.expect("a parked fiber has a home worker");
+    home.inbox.push(task);
+    home.parker.unpark();
+}

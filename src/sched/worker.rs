@@ -1,0 +1,443 @@
+//! A worker thread: its loop, its own queues, and how fibers find it.
+//!
+//! # The loop
+//!
+//! Each round takes one task and runs it until its fiber switches back:
+//!
+//! 1. every 61st round, for fairness: due timers, then the oldest task of
+//!    the injector, of its own deque, and of its ready queue;
+//! 2. the LIFO slot (the fiber this worker just woke: message passing
+//!    between two fibers stays on one core, cache-hot);
+//! 3. the ready queue (its own fibers that yielded or were woken), after
+//!    draining the inbox into it when the inbox says it has something;
+//! 4. its deque (unstarted tasks, newest first);
+//! 5. due timers, then a batch from the injector;
+//! 6. nothing: become a searcher and steal (see `idle.rs`), or sleep on its
+//!    parker until woken or until the next timer is due.
+//!
+//! Started fibers are never stolen (see `mod.rs`); only tasks without
+//! frames move between workers.
+//!
+//! # Thread-local access
+//!
+//! Fibers reach their worker through [`with_current`], which reads the
+//! thread-local in a function that is never inlined: the address of a
+//! thread-local must be computed afresh after any point where a fiber may
+//! have switched (llvm/llvm-project#98479). The worker's state is all
+//! `Cell`/`RefCell`, borrowed only briefly and never across a switch into
+//! a fiber, because the fiber's own calls (park, spawn, wake) reach it
+//! through the same thread-local while the loop is suspended in `resume`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::queue::LocalQueue;
+use super::registry::Registry;
+use super::timer::Timers;
+use super::{Shared, WorkerShared, cancel_unstarted};
+use crate::coroutine::CoroutineResult;
+use crate::fiber::state::{Claim, Idle, Park};
+use crate::fiber::task::{Body, BodyEnd, Outcome, Reason, TaskCell, TaskRef, make_fiber};
+use crate::loom::sync::atomic::Ordering;
+
+thread_local! {
+    static CURRENT: Cell<*const Worker> = const { Cell::new(ptr::null()) };
+}
+
+/// The worker running on this thread, if any. Never inlined: see the
+/// module doc.
+#[inline(never)]
+fn current_ptr() -> *const Worker {
+    CURRENT.with(Cell::get)
+}
+
+/// Calls `f` with this thread's worker (`None` off the workers).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
+    // SAFETY: the pointer is set by `Worker::run` for the duration of its
+    // loop, on this thread, and cleared before the worker is dropped.
+    f(unsafe { current_ptr().as_ref() })
+}
+
+/// How many rounds between fairness checks (a prime, as Go uses).
+const FAIRNESS_INTERVAL: u32 = 61;
+
+/// A worker thread's state; lives on the worker thread's stack.
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    me: Arc<WorkerShared>,
+    local: LocalQueue<TaskRef>,
+    /// The fiber most recently woken here: it runs next.
+    lifo: Cell<Option<TaskRef>>,
+    /// This worker's started fibers that may run.
+    ready: RefCell<VecDeque<TaskRef>>,
+    /// This worker's started fibers, until their bodies end.
+    registry: RefCell<Registry<TaskRef>>,
+    timers: RefCell<Timers<TaskRef>>,
+    /// The task whose fiber runs now.
+    current: Cell<Option<*const TaskCell<dyn Body>>>,
+    tick: Cell<u32>,
+    searching: Cell<bool>,
+    /// xorshift state for choosing whom to steal from first.
+    rng: Cell<u32>,
+}
+
+impl Worker {
+    /// Runs worker `index` of `shared` on this thread until shutdown.
+    pub(crate) fn run(shared: Arc<Shared>, index: usize, local: LocalQueue<TaskRef>) {
+        let me = Arc::clone(&shared.workers[index]);
+        let worker = Worker {
+            shared,
+            me,
+            local,
+            lifo: Cell::new(None),
+            ready: RefCell::new(VecDeque::new()),
+            registry: RefCell::new(Registry::new()),
+            timers: RefCell::new(Timers::new()),
+            current: Cell::new(None),
+            tick: Cell::new(0),
+            searching: Cell::new(false),
+            rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1).wrapping_mul(0x85EB_CA6B)),
+        };
+        CURRENT.with(|c| c.set(&worker));
+        worker.run_loop();
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+
+    fn run_loop(&self) {
+        loop {
+            if let Some(task) = self.next_task() {
+                self.end_search();
+                self.run_task(task);
+                continue;
+            }
+            if self.shared.is_shutdown() {
+                self.shutdown();
+                return;
+            }
+            self.idle();
+        }
+    }
+
+    /// Whether this worker belongs to the runtime `shared`.
+    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Whether a fiber whose home is `home` may be resumed by this worker.
+    pub(crate) fn can_resume(&self, home: *const WorkerShared) -> bool {
+        ptr::eq(Arc::as_ptr(&self.me), home)
+    }
+
+    /// Queues an unstarted task where other workers may steal it.
+    pub(crate) fn push_local(&self, task: TaskRef) {
+        self.local.push(task);
+    }
+
+    /// Queues a fiber of this worker that was just woken: it runs next.
+    pub(crate) fn push_woken(&self, task: TaskRef) {
+        if let Some(previous) = self.lifo.replace(Some(task)) {
+            self.ready.borrow_mut().push_back(previous);
+        }
+    }
+
+    /// The task whose fiber is running on this worker.
+    pub(crate) fn current_task(&self) -> Option<*const TaskCell<dyn Body>> {
+        self.current.get()
+    }
+
+    /// Arms a timer that wakes `task` at `deadline` if its park sequence
+    /// is still `seq` then.
+    pub(crate) fn arm_timer(&self, deadline: Instant, seq: u64, task: TaskRef) {
+        self.timers.borrow_mut().insert(deadline, seq, task);
+    }
+
+    fn next_task(&self) -> Option<TaskRef> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick.is_multiple_of(FAIRNESS_INTERVAL) {
+            self.fire_timers();
+            let oldest = self
+                .shared
+                .injector
+                .steal()
+                .or_else(|| self.me.stealer.steal())
+                .or_else(|| self.ready.borrow_mut().pop_front());
+            if oldest.is_some() {
+                return oldest;
+            }
+        }
+        if let Some(task) = self.lifo.take() {
+            return Some(task);
+        }
+        if let Some(task) = self.pop_ready() {
+            return Some(task);
+        }
+        if let Some(task) = self.local.pop() {
+            return Some(task);
+        }
+        if self.fire_timers() > 0
+            && let Some(task) = self.lifo.take().or_else(|| self.pop_ready())
+        {
+            return Some(task);
+        }
+        self.shared.injector.steal_batch_and_pop(&self.local)
+    }
+
+    fn pop_ready(&self) -> Option<TaskRef> {
+        let mut ready = self.ready.borrow_mut();
+        if ready.is_empty() && self.me.inbox.is_pending() {
+            self.me.inbox.drain_into(&mut *ready);
+        }
+        ready.pop_front()
+    }
+
+    /// Wakes the fibers whose timers are due; returns how many.
+    fn fire_timers(&self) -> usize {
+        if self.timers.borrow().is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        let mut fired = 0;
+        loop {
+            // The borrow ends before `wake`, which may push to our queues.
+            let due = self.timers.borrow_mut().pop_due(now);
+            let Some((seq, task)) = due else { break };
+            if task.header.timer_seq.load(Ordering::Relaxed) == seq {
+                super::wake(&task);
+                fired += 1;
+            }
+        }
+        fired
+    }
+
+    /// Runs `task` until its fiber switches back, then files it where its
+    /// state says.
+    fn run_task(&self, task: TaskRef) {
+        if task.header.state.transition_to_running() == Claim::Skip {
+            return;
+        }
+        // SAFETY: we hold the claim (RUNNING) until the end of this
+        // function, and nothing else touches the slot meanwhile.
+        let fiber = unsafe { task.header.fiber_mut() };
+        if fiber.is_none() {
+            if self.shared.is_shutdown() || task.header.state.load().is_cancelled() {
+                task.body.complete(Outcome::Cancelled);
+                task.header.state.transition_to_complete();
+                return;
+            }
+            let pool = task.header.pool.as_ref().unwrap_or(&self.shared.pool);
+            let stack = match pool.get() {
+                Ok(stack) => stack,
+                Err(err) => {
+                    report_no_stack(&task, &err);
+                    task.body.complete(Outcome::NoStack(err));
+                    task.header.state.transition_to_complete();
+                    return;
+                }
+            };
+            *fiber = Some(make_fiber(&task, stack).expect("a task's closure is two words"));
+            let slot = self.registry.borrow_mut().insert(Arc::clone(&task));
+            // SAFETY: we hold the claim.
+            unsafe { task.header.set_home(Arc::as_ptr(&self.me), slot) };
+        }
+        let running = fiber.as_mut().expect("the fiber was just made or kept");
+        self.current.set(Some(Arc::as_ptr(&task)));
+        let switched = running.0.resume(());
+        self.current.set(None);
+        match switched {
+            CoroutineResult::Yield(Reason::Yield) => {
+                task.header.state.transition_to_scheduled();
+                self.ready.borrow_mut().push_back(task);
+            }
+            CoroutineResult::Yield(Reason::Park) => {
+                match task.header.state.transition_to_parked() {
+                    Park::Parked => {}
+                    Park::Notified => self.ready.borrow_mut().push_back(task),
+                }
+            }
+            CoroutineResult::Return(end) => {
+                *fiber = None;
+                self.forget_started(&task);
+                match end {
+                    BodyEnd::Exit => task.header.state.transition_to_complete(),
+                    BodyEnd::Idle => match task.header.state.transition_to_idle() {
+                        Idle::Idle => {}
+                        Idle::Rescheduled => {
+                            self.local.push(task);
+                            self.shared.notify_parked();
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// The body ended: the task leaves the registry and has no home.
+    fn forget_started(&self, task: &TaskRef) {
+        // SAFETY: we hold the claim.
+        let slot = unsafe { task.header.slot() };
+        self.registry.borrow_mut().remove(slot);
+        // SAFETY: we hold the claim.
+        unsafe { task.header.set_home(ptr::null(), usize::MAX) };
+    }
+
+    /// A searcher found work (stolen, or in its own queues after a wake):
+    /// it stops searching, and if it was the last searcher it wakes a
+    /// sleeper to go on looking, as `idle.rs` requires. Without this, a
+    /// worker woken to search that found its work by the ordinary route
+    /// would count as searching for as long as it runs, and every later
+    /// push would think someone was already looking.
+    fn end_search(&self) {
+        if self.searching.replace(false) && self.shared.idle.transition_worker_from_searching() {
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Nothing to run: search, then sleep (see `idle.rs`).
+    fn idle(&self) {
+        let idle = &self.shared.idle;
+        if !self.searching.get() {
+            self.searching.set(idle.transition_worker_to_searching());
+        }
+        if self.searching.get()
+            && let Some(task) = self.steal()
+        {
+            self.end_search();
+            self.run_task(task);
+            return;
+        }
+        let last_searcher =
+            idle.transition_worker_to_parked(self.me.index, self.searching.replace(false));
+        // Last checks, now that we are in the sleeper list: work a pusher
+        // saw no reason to wake anyone for, our own queues, shutdown.
+        let skip_sleep = (last_searcher && self.shared.has_stealable_work())
+            || self.me.inbox.is_pending()
+            || !self.local.is_empty()
+            || self.shared.is_shutdown();
+        if !skip_sleep {
+            let timeout = self
+                .timers
+                .borrow()
+                .next_deadline()
+                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            self.me.parker.park(timeout);
+        }
+        self.searching
+            .set(idle.transition_worker_from_parked(self.me.index));
+    }
+
+    /// Steals from the injector or another worker, starting at a random one.
+    fn steal(&self) -> Option<TaskRef> {
+        let workers = &self.shared.workers;
+        let start = self.next_random() as usize % workers.len();
+        for i in 0..workers.len() {
+            let victim = &workers[(start + i) % workers.len()];
+            if victim.index == self.me.index {
+                continue;
+            }
+            if let Some(task) = victim.stealer.steal_batch_and_pop(&self.local) {
+                return Some(task);
+            }
+        }
+        self.shared.injector.steal_batch_and_pop(&self.local)
+    }
+
+    fn next_random(&self) -> u32 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng.set(x);
+        x
+    }
+
+    /// Shutdown, on this worker's thread: unwind every started fiber that
+    /// lives here and cancel every unstarted task queued here, until
+    /// nothing is left (unwinding may wake or spawn more).
+    fn shutdown(&self) {
+        self.timers.borrow_mut().clear();
+        loop {
+            let started: Vec<TaskRef> = self.registry.borrow().iter().cloned().collect();
+            for task in &started {
+                task.header.state.cancel();
+            }
+            for task in started {
+                if task.header.state.transition_to_running_from_parked() == Claim::Run {
+                    self.unwind(task);
+                }
+            }
+            let mut queued: Vec<TaskRef> = Vec::new();
+            queued.extend(self.lifo.take());
+            queued.extend(self.ready.borrow_mut().drain(..));
+            self.me.inbox.drain_into(&mut queued);
+            while let Some(task) = self.local.pop() {
+                queued.push(task);
+            }
+            if queued.is_empty() {
+                if self.registry.borrow().is_empty() {
+                    return;
+                }
+                // A waker moved one of ours to SCHEDULED and has not pushed
+                // it to the inbox yet: let it finish.
+                std::thread::yield_now();
+                continue;
+            }
+            for task in queued {
+                task.header.state.cancel();
+                if task.header.state.transition_to_running() == Claim::Skip {
+                    continue;
+                }
+                // SAFETY: we hold the claim.
+                if unsafe { task.header.fiber_mut() }.is_some() {
+                    self.unwind(task);
+                } else {
+                    cancel_unstarted_claimed(task);
+                }
+            }
+        }
+    }
+
+    /// Unwinds the fiber of a claimed, started task on this thread: its
+    /// destructors run, and its body reports `Cancelled`.
+    fn unwind(&self, task: TaskRef) {
+        // SAFETY: we hold the claim.
+        let fiber = unsafe { task.header.fiber_mut() }.take();
+        self.current.set(Some(Arc::as_ptr(&task)));
+        drop(fiber);
+        self.current.set(None);
+        self.forget_started(&task);
+        task.header.state.transition_to_complete();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Normally empty by now (shutdown drained them); if the loop ended
+        // by a panic, still do not leave joiners waiting on queued tasks.
+        while let Some(task) = self.local.pop() {
+            cancel_unstarted(task);
+        }
+    }
+}
+
+/// Completes a claimed task that has no fiber as cancelled.
+fn cancel_unstarted_claimed(task: TaskRef) {
+    task.body.complete(Outcome::Cancelled);
+    task.header.state.transition_to_complete();
+}
+
+/// A fiber that cannot start has no other way to be heard if nobody joins
+/// it: say so on stderr, with the fix the stack error names.
+fn report_no_stack(task: &TaskRef, err: &crate::stack_pool::StackError) {
+    match &task.header.name {
+        Some(name) => eprintln!("weft: fiber '{name}' could not start: {err}"),
+        None => eprintln!("weft: fiber {} could not start: {err}", task.header.id),
+    }
+}
