@@ -55,8 +55,13 @@ impl Parker {
         {
             Ok(_) => {}
             Err(NOTIFIED) => {
-                // Woken between the fast path and the lock.
-                self.state.store(EMPTY, Ordering::SeqCst);
+                // Woken between the fast path and the lock. Consume the
+                // token with a swap, not a store: another unpark may have
+                // come since the exchange read NOTIFIED, and only reading
+                // its write synchronizes with what it did before unparking
+                // (std's parker does the same; loom found the store's lost
+                // wake-up at preemption bound 3).
+                self.state.swap(EMPTY, Ordering::SeqCst);
                 return;
             }
             Err(other) => unreachable!("parker state {other} while parking"),

@@ -115,7 +115,9 @@ mod imp {
 mod imp {
     use std::collections::VecDeque;
 
-    use crate::loom::sync::{Arc, Mutex};
+    use ::loom::sync::Arc;
+
+    use crate::loom::sync::Mutex;
 
     /// The loom stand-in: the owner's end is the back.
     #[derive(Debug)]

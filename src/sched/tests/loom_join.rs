@@ -1,0 +1,125 @@
+//! Model (c): a fiber's completion racing its joiner, or the handle's drop.
+
+use ::loom::cell::UnsafeCell;
+use ::loom::sync::Arc;
+use ::loom::sync::atomic::{AtomicUsize, Ordering};
+use ::loom::thread;
+
+use crate::fiber::join::{JoinState, Wakeable};
+
+/// A joiner that is a (loom) thread, as `JoinHandle::join` from a plain
+/// thread is.
+struct ThreadWaker(thread::Thread);
+
+impl Wakeable for ThreadWaker {
+    fn wake(self) {
+        self.0.unpark();
+    }
+}
+
+/// The result, counting its drops.
+struct Output(Arc<AtomicUsize>);
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What `Spawned` holds: the handshake and the result slot.
+struct Task {
+    join: JoinState<ThreadWaker>,
+    result: UnsafeCell<Option<Output>>,
+}
+
+// SAFETY: the result slot is handed over by the join handshake (that is
+// what the model checks).
+unsafe impl Sync for Task {}
+
+/// `Spawned::complete`: write the result, then publish it. The planted bug
+/// publishes first.
+fn finish(task: &Task, drops: &Arc<AtomicUsize>, publish_first: bool) {
+    let write = || {
+        task.result
+            .with_mut(|slot| unsafe { *slot = Some(Output(drops.clone())) })
+    };
+    if publish_first {
+        task.join.complete();
+        write();
+    } else {
+        write();
+        task.join.complete();
+    }
+}
+
+/// `JoinHandle::join` from a thread.
+fn join(task: &Task) -> Output {
+    if !task.join.is_complete() && task.join.register(ThreadWaker(thread::current())) {
+        while !task.join.is_complete() {
+            thread::park();
+        }
+    }
+    // SAFETY: complete, and this is the only take.
+    task.result
+        .with_mut(|slot| unsafe { (*slot).take() })
+        .expect("a result")
+}
+
+fn join_model(joins: bool, publish_first: bool) {
+    ::loom::model(move || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let task = Arc::new(Task {
+            join: JoinState::new(),
+            result: UnsafeCell::new(None),
+        });
+        let finisher = {
+            let (task, drops) = (task.clone(), drops.clone());
+            thread::spawn(move || finish(&task, &drops, publish_first))
+        };
+        if joins {
+            let output = join(&task);
+            drop(output);
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                1,
+                "the joiner got the result"
+            );
+        } else {
+            drop(task);
+        }
+        finisher.join().unwrap();
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            1,
+            "the result is dropped exactly once"
+        );
+    });
+}
+
+/// (c) Completion racing a joiner: the joiner always wakes and gets the
+/// result, which is dropped exactly once.
+#[test]
+fn loom_join_races_completion() {
+    join_model(true, false);
+}
+
+/// (c) Completion racing the handle's drop (detach): the result is still
+/// dropped exactly once, by whoever lets go of the task last.
+#[test]
+fn loom_detach_races_completion() {
+    join_model(false, false);
+}
+
+/// The planted bug (publish COMPLETE before writing the result) lets the
+/// joiner read the slot while it is being written: loom reports it.
+#[test]
+fn loom_join_mutation_publish_before_write_is_caught() {
+    if super::mutant::is_mutant_run() {
+        join_model(true, true);
+    } else {
+        super::mutant::expect_rejected(
+            "sched::tests::loom_join::loom_join_mutation_publish_before_write_is_caught",
+            &["Causality violation"],
+        );
+    }
+}
