@@ -40,8 +40,10 @@ unsafe impl Sync for Task {}
 /// publishes first.
 fn finish(task: &Task, drops: &Arc<AtomicUsize>, publish_first: bool) {
     let write = || {
-        task.result
-            .with_mut(|slot| unsafe { *slot = Some(Output(drops.clone())) })
+        task.result.with_mut(|slot| {
+            // SAFETY: the finisher writes once; loom checks the hand-off.
+            unsafe { *slot = Some(Output(drops.clone())) }
+        })
     };
     if publish_first {
         task.join.complete();
