@@ -42,13 +42,14 @@ pub(crate) mod worker;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use self::blocking::BlockingPool;
 use self::idle::Idle;
 use self::inbox::Inbox;
 use self::park::Parker;
 use self::queue::{Injector, LocalQueue, Stealer};
+use self::registry::Registry;
 use crate::fiber::state::{Claim, Wake};
 use crate::fiber::task::{Outcome, TaskRef};
 use crate::loom::sync::Mutex;
@@ -61,7 +62,6 @@ pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) thread_name_prefix: String,
     /// The `unsafe` opt-in: started fibers may resume on any worker.
-    #[expect(dead_code, reason = "the migration opt-in is wired in next")]
     pub(crate) migrate: bool,
 }
 
@@ -84,10 +84,22 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) index: usize,
+    /// Which runtime the worker belongs to (unique in the process).
+    pub(crate) runtime_id: usize,
+    /// That runtime, for wakes under the migration opt-in (which go to its
+    /// injector); weak, so the runtime's workers do not keep it alive.
+    runtime: Weak<Shared>,
+    /// The runtime's migration opt-in, copied here for the wake path.
+    migrate: bool,
     /// Fibers of this worker woken by other threads.
     pub(crate) inbox: Inbox<TaskRef>,
     pub(crate) parker: Parker,
     pub(crate) stealer: Stealer<TaskRef>,
+    /// Under the migration opt-in, the started fibers registered here,
+    /// until their bodies end (see `registry.rs`): locked, because a fiber
+    /// may end on another worker. Without the opt-in the registry is the
+    /// worker's own, unlocked (`Worker::registry`), and this stays empty.
+    pub(crate) registry: Mutex<Registry<TaskRef>>,
 }
 
 impl Shared {
@@ -97,22 +109,28 @@ impl Shared {
         pool: StackPool,
         blocking: BlockingPool,
     ) -> (Arc<Shared>, Vec<LocalQueue<TaskRef>>) {
+        static NEXT_RUNTIME_ID: std::sync::atomic::AtomicUsize =
+            std::sync::atomic::AtomicUsize::new(1);
+        let runtime_id = NEXT_RUNTIME_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let locals: Vec<LocalQueue<TaskRef>> =
             (0..config.workers).map(|_| LocalQueue::new()).collect();
-        let workers = locals
-            .iter()
-            .enumerate()
-            .map(|(index, local)| {
-                Arc::new(WorkerShared {
-                    index,
-                    inbox: Inbox::new(),
-                    parker: Parker::new(),
-                    stealer: local.stealer(),
+        let shared = Arc::new_cyclic(|runtime| Shared {
+            workers: locals
+                .iter()
+                .enumerate()
+                .map(|(index, local)| {
+                    Arc::new(WorkerShared {
+                        index,
+                        runtime_id,
+                        runtime: runtime.clone(),
+                        migrate: config.migrate,
+                        inbox: Inbox::new(),
+                        parker: Parker::new(),
+                        stealer: local.stealer(),
+                        registry: Mutex::new(Registry::new()),
+                    })
                 })
-            })
-            .collect();
-        let shared = Arc::new(Shared {
-            workers,
+                .collect(),
             injector: Injector::new(),
             idle: Idle::new(config.workers),
             shutdown: AtomicBool::new(false),
@@ -243,6 +261,15 @@ fn resume(task: TaskRef) {
     // complete and the worker exit.
     // SAFETY: as above; we still have not queued the task.
     let home = unsafe { task.header.home() }.expect("a parked fiber has a home worker");
+    if home.migrate
+        && let Some(runtime) = home.runtime.upgrade()
+    {
+        // Under the migration opt-in any worker may take it: a home worker
+        // stuck in one fiber does not strand the others.
+        runtime.injector.push(task);
+        runtime.notify_parked();
+        return;
+    }
     home.inbox.push(task);
     home.parker.unpark();
 }

@@ -73,7 +73,8 @@ pub(crate) struct Worker {
     lifo: Cell<Option<TaskRef>>,
     /// This worker's started fibers that may run.
     ready: RefCell<VecDeque<TaskRef>>,
-    /// This worker's started fibers, until their bodies end.
+    /// This worker's started fibers, until their bodies end (without the
+    /// migration opt-in; with it, `WorkerShared::registry`).
     registry: RefCell<Registry<TaskRef>>,
     timers: RefCell<Timers<TaskRef>>,
     /// The task whose fiber runs now.
@@ -130,9 +131,27 @@ impl Worker {
         &self.shared
     }
 
-    /// Whether a fiber whose home is `home` may be resumed by this worker.
+    /// Whether a fiber whose home is `home` may be resumed by this worker:
+    /// only at home, or, under the migration opt-in, on any worker of the
+    /// same runtime.
     pub(crate) fn can_resume(&self, home: *const WorkerShared) -> bool {
-        ptr::eq(Arc::as_ptr(&self.me), home)
+        if ptr::eq(Arc::as_ptr(&self.me), home) {
+            return true;
+        }
+        // SAFETY: a fiber's home worker is alive while the fiber exists
+        // (see `Header::home`), and the caller holds such a fiber.
+        self.shared.config.migrate && unsafe { (*home).runtime_id } == self.me.runtime_id
+    }
+
+    /// Files a started fiber that may run again: at home (the ready queue),
+    /// or, under the migration opt-in, where any worker may take it.
+    fn push_runnable(&self, task: TaskRef) {
+        if self.shared.config.migrate {
+            self.local.push(task);
+            self.shared.notify_parked();
+        } else {
+            self.ready.borrow_mut().push_back(task);
+        }
     }
 
     /// Queues an unstarted task where other workers may steal it.
@@ -143,7 +162,7 @@ impl Worker {
     /// Queues a fiber of this worker that was just woken: it runs next.
     pub(crate) fn push_woken(&self, task: TaskRef) {
         if let Some(previous) = self.lifo.replace(Some(task)) {
-            self.ready.borrow_mut().push_back(previous);
+            self.push_runnable(previous);
         }
     }
 
@@ -243,7 +262,7 @@ impl Worker {
                 }
             };
             *fiber = Some(make_fiber(&task, stack).expect("a task's closure is two words"));
-            let slot = self.registry.borrow_mut().insert(Arc::clone(&task));
+            let slot = self.register(Arc::clone(&task));
             // SAFETY: we hold the claim.
             unsafe { task.header.set_home(Arc::as_ptr(&self.me), slot) };
         }
@@ -254,12 +273,12 @@ impl Worker {
         match switched {
             CoroutineResult::Yield(Reason::Yield) => {
                 task.header.state.transition_to_scheduled();
-                self.ready.borrow_mut().push_back(task);
+                self.push_runnable(task);
             }
             CoroutineResult::Yield(Reason::Park) => {
                 match task.header.state.transition_to_parked() {
                     Park::Parked => {}
-                    Park::Notified => self.ready.borrow_mut().push_back(task),
+                    Park::Notified => self.push_runnable(task),
                 }
             }
             CoroutineResult::Return(end) => {
@@ -279,11 +298,49 @@ impl Worker {
         }
     }
 
-    /// The body ended: the task leaves the registry and has no home.
+    /// Registers a task whose fiber this worker just started.
+    fn register(&self, task: TaskRef) -> usize {
+        if self.shared.config.migrate {
+            self.me.registry.lock().insert(task)
+        } else {
+            self.registry.borrow_mut().insert(task)
+        }
+    }
+
+    /// The started tasks registered here.
+    fn registered(&self) -> Vec<TaskRef> {
+        if self.shared.config.migrate {
+            self.me.registry.lock().iter().cloned().collect()
+        } else {
+            self.registry.borrow().iter().cloned().collect()
+        }
+    }
+
+    /// Whether no started task is registered here.
+    fn registry_is_empty(&self) -> bool {
+        if self.shared.config.migrate {
+            self.me.registry.lock().is_empty()
+        } else {
+            self.registry.borrow().is_empty()
+        }
+    }
+
+    /// The body ended: the task leaves its home's registry (this worker's,
+    /// except under the migration opt-in) and has no home.
     fn forget_started(&self, task: &TaskRef) {
         // SAFETY: we hold the claim.
         let slot = unsafe { task.header.slot() };
-        self.registry.borrow_mut().remove(slot);
+        let removed = if self.shared.config.migrate {
+            // SAFETY: we hold the claim; the home worker is alive while the
+            // task is in its registry (it exits only when that is empty).
+            let home = unsafe { &*task.header.home_ptr() };
+            home.registry.lock().remove(slot)
+        } else {
+            self.registry.borrow_mut().remove(slot)
+        };
+        // Dropped after the registry is released: it may be the last
+        // reference.
+        drop(removed);
         // SAFETY: we hold the claim.
         unsafe { task.header.set_home(ptr::null(), usize::MAX) };
     }
@@ -364,7 +421,7 @@ impl Worker {
     fn shutdown(&self) {
         self.timers.borrow_mut().clear();
         loop {
-            let started: Vec<TaskRef> = self.registry.borrow().iter().cloned().collect();
+            let started = self.registered();
             for task in &started {
                 task.header.state.cancel();
             }
@@ -380,8 +437,13 @@ impl Worker {
             while let Some(task) = self.local.pop() {
                 queued.push(task);
             }
+            // Any worker drains the injector: under the migration opt-in it
+            // may hold started fibers woken from outside.
+            while let Some(task) = self.shared.injector.steal() {
+                queued.push(task);
+            }
             if queued.is_empty() {
-                if self.registry.borrow().is_empty() {
+                if self.registry_is_empty() {
                     return;
                 }
                 // A waker moved one of ours to SCHEDULED and has not pushed
