@@ -161,7 +161,7 @@ impl Builder {
             thread_name_prefix: self.thread_name,
             migrate: self.migrate,
         };
-        let (shared, locals) = Shared::new(config, pool, blocking);
+        let (shared, locals) = Shared::new(config, pool, blocking, None);
         let mut threads = Vec::with_capacity(workers);
         for (index, local) in locals.into_iter().enumerate() {
             let worker_shared = Arc::clone(&shared);

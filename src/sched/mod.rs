@@ -31,6 +31,7 @@
 //! cancels its own task if the drain may have missed it.
 
 pub(crate) mod blocking;
+pub(crate) mod driver;
 mod idle;
 mod inbox;
 mod park;
@@ -45,6 +46,7 @@ mod tests;
 use std::sync::{Arc, Weak};
 
 use self::blocking::BlockingPool;
+use self::driver::{Driver, DriverGate};
 use self::idle::Idle;
 use self::inbox::Inbox;
 use self::park::Parker;
@@ -78,6 +80,8 @@ pub(crate) struct Shared {
     other_pools: Mutex<Vec<StackPool>>,
     pub(crate) blocking: BlockingPool,
     pub(crate) config: Config,
+    /// The I/O driver (the reactor), if the runtime has one.
+    pub(crate) driver: Option<DriverGate>,
 }
 
 /// The part of a worker other threads see.
@@ -108,6 +112,7 @@ impl Shared {
         config: Config,
         pool: StackPool,
         blocking: BlockingPool,
+        driver: Option<Arc<dyn Driver>>,
     ) -> (Arc<Shared>, Vec<LocalQueue<TaskRef>>) {
         static NEXT_RUNTIME_ID: std::sync::atomic::AtomicUsize =
             std::sync::atomic::AtomicUsize::new(1);
@@ -125,7 +130,7 @@ impl Shared {
                         runtime: runtime.clone(),
                         migrate: config.migrate,
                         inbox: Inbox::new(),
-                        parker: Parker::new(),
+                        parker: Parker::with_driver(driver.clone()),
                         stealer: local.stealer(),
                         registry: Mutex::new(Registry::new()),
                     })
@@ -138,6 +143,7 @@ impl Shared {
             other_pools: Mutex::new(Vec::new()),
             blocking,
             config,
+            driver: driver.map(DriverGate::new),
         });
         (shared, locals)
     }

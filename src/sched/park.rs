@@ -6,31 +6,87 @@
 //! `park` return at once, so a waker that pushes work and then calls
 //! `unpark` can never be missed, whatever the interleaving: that is what
 //! lets the inbox and the sleeper list hand work to a sleeping worker.
+//!
+//! A worker may also sleep inside the runtime's I/O driver (see
+//! `driver.rs`) when it can own it: the state is then PARKED_DRIVER, and
+//! `unpark` interrupts the driver instead of signalling the condition
+//! variable. The token rules are the same.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::driver::{Driver, DriverGate};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::{Condvar, Mutex};
 
 const EMPTY: usize = 0;
 const PARKED: usize = 1;
 const NOTIFIED: usize = 2;
+const PARKED_DRIVER: usize = 3;
 
 /// Parks one worker thread; any thread may unpark it.
-#[derive(Debug, Default)]
 pub(crate) struct Parker {
     state: AtomicUsize,
     lock: Mutex<()>,
     cvar: Condvar,
+    /// The runtime's I/O driver, to interrupt when this worker sleeps in it.
+    driver: Option<Arc<dyn Driver>>,
+}
+
+impl std::fmt::Debug for Parker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parker")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Parker {
+    #[cfg(any(test, loom))]
     pub(crate) fn new() -> Parker {
+        Parker::with_driver(None)
+    }
+
+    /// A parker whose worker may sleep in `driver`.
+    pub(crate) fn with_driver(driver: Option<Arc<dyn Driver>>) -> Parker {
         Parker {
             state: AtomicUsize::new(EMPTY),
             lock: Mutex::new(()),
             cvar: Condvar::new(),
+            driver,
         }
+    }
+
+    /// Sleeps in the I/O driver if this worker can own it now, otherwise
+    /// on the condition variable (see [`park`](Self::park)).
+    pub(crate) fn park_or_drive(&self, timeout: Option<Duration>, gate: Option<&DriverGate>) {
+        match gate {
+            Some(gate) if gate.try_own() => {
+                self.park_in_driver(timeout, gate);
+                gate.release();
+            }
+            _ => self.park(timeout),
+        }
+    }
+
+    /// Sleeps inside the driver (which this worker owns) until an event, a
+    /// wake or `timeout`.
+    fn park_in_driver(&self, timeout: Option<Duration>, gate: &DriverGate) {
+        match self
+            .state
+            .compare_exchange(EMPTY, PARKED_DRIVER, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                // A wake came first: consume it (a swap, as in `park`).
+                self.state.swap(EMPTY, Ordering::SeqCst);
+                return;
+            }
+            Err(other) => unreachable!("parker state {other} while parking"),
+        }
+        gate.driver.park(timeout);
+        // Leave PARKED_DRIVER, consuming a wake that came meanwhile.
+        self.state.swap(EMPTY, Ordering::SeqCst);
     }
 
     /// Sleeps until [`unpark`](Self::unpark) (now or earlier, unconsumed)
@@ -102,6 +158,11 @@ impl Parker {
                 // the sleeper's state check and its wait.
                 drop(self.lock.lock());
                 self.cvar.notify_one();
+            }
+            PARKED_DRIVER => {
+                if let Some(driver) = &self.driver {
+                    driver.unpark();
+                }
             }
             other => unreachable!("parker state {other} while unparking"),
         }

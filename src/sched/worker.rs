@@ -181,6 +181,10 @@ impl Worker {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick.is_multiple_of(FAIRNESS_INTERVAL) {
+            // A busy runtime still sees its I/O: a turn of the driver.
+            if let Some(driver) = &self.shared.driver {
+                driver.poll_if_free();
+            }
             self.fire_timers();
             let oldest = self
                 .shared
@@ -384,7 +388,9 @@ impl Worker {
                 .borrow()
                 .next_deadline()
                 .map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            self.me.parker.park(timeout);
+            self.me
+                .parker
+                .park_or_drive(timeout, self.shared.driver.as_ref());
         }
         self.searching
             .set(idle.transition_worker_from_parked(self.me.index));

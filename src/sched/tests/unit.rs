@@ -2,6 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::sched::driver::{Driver, DriverGate};
 use crate::sched::idle::Idle;
 use crate::sched::inbox::Inbox;
 use crate::sched::park::Parker;
@@ -107,5 +111,87 @@ fn idle_wakes_one_sleeper_only_when_nobody_searches() {
     assert!(
         !idle.transition_worker_from_parked(1),
         "woken directly: it does not search"
+    );
+}
+
+/// A driver that sleeps on a condition variable until unparked.
+#[derive(Default)]
+struct FakeDriver {
+    woken: Mutex<bool>,
+    cvar: Condvar,
+    parks: AtomicUsize,
+    polls: AtomicUsize,
+}
+
+impl Driver for FakeDriver {
+    fn park(&self, timeout: Option<Duration>) {
+        self.parks.fetch_add(1, Ordering::SeqCst);
+        let mut woken = self.woken.lock().unwrap();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        while !*woken {
+            match deadline {
+                None => woken = self.cvar.wait(woken).unwrap(),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    woken = self.cvar.wait_timeout(woken, left).unwrap().0;
+                }
+            }
+        }
+        *woken = false;
+    }
+
+    fn poll(&self) {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn unpark(&self) {
+        *self.woken.lock().unwrap() = true;
+        self.cvar.notify_one();
+    }
+}
+
+#[test]
+fn a_worker_sleeps_in_the_driver_and_unpark_interrupts_it() {
+    let fake = Arc::new(FakeDriver::default());
+    let gate = Arc::new(DriverGate::new(fake.clone()));
+    let parker = Arc::new(Parker::with_driver(Some(fake.clone())));
+    let sleeper = {
+        let (parker, gate) = (parker.clone(), gate.clone());
+        std::thread::spawn(move || parker.park_or_drive(None, Some(&gate)))
+    };
+    while fake.parks.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    assert!(!gate.try_own(), "one owner at a time");
+    gate.poll_if_free();
+    assert_eq!(
+        fake.polls.load(Ordering::SeqCst),
+        0,
+        "a busy worker does not poll an owned driver"
+    );
+    parker.unpark();
+    sleeper.join().unwrap();
+    assert!(gate.try_own(), "released after the park");
+    gate.release();
+    gate.poll_if_free();
+    assert_eq!(fake.polls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_unpark_before_the_driver_park_is_kept() {
+    let fake = Arc::new(FakeDriver::default());
+    let gate = DriverGate::new(fake.clone());
+    let parker = Parker::with_driver(Some(fake.clone()));
+    parker.unpark();
+    let start = Instant::now();
+    parker.park_or_drive(None, Some(&gate));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        fake.parks.load(Ordering::SeqCst),
+        0,
+        "the token returned before the driver"
     );
 }
