@@ -190,9 +190,13 @@ impl Worker {
         self.shared.injector.steal_batch_and_pop(&self.local)
     }
 
+    /// The next of this worker's runnable fibers. Fibers woken by other
+    /// threads join the back of the ready queue whenever the inbox has any,
+    /// not only once it is empty: a fiber that yields in a loop is always
+    /// in the ready queue, and would otherwise keep them out for good.
     fn pop_ready(&self) -> Option<TaskRef> {
         let mut ready = self.ready.borrow_mut();
-        if ready.is_empty() && self.me.inbox.is_pending() {
+        if self.me.inbox.is_pending() {
             self.me.inbox.drain_into(&mut *ready);
         }
         ready.pop_front()
