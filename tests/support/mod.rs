@@ -201,7 +201,10 @@ pub const HANG_LIMIT: Duration = Duration::from_secs(60);
 ///
 /// With the body's payload if it panicked; with "did not finish within"
 /// if it hung.
-pub fn watchdog<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn watchdog<T: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let test = std::thread::current()
         .name()
         .unwrap_or("<unnamed test>")
@@ -223,7 +226,9 @@ pub fn watchdog<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + S
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{test}: did not finish within {limit:?}: a hang (the body's thread is left behind)")
+            panic!(
+                "{test}: did not finish within {limit:?}: a hang (the body's thread is left behind)"
+            )
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             unreachable!("the body's thread always sends its outcome")
@@ -332,7 +337,11 @@ pub fn run_child_with_limit(test_name: &str, envs: &[(&str, &str)], limit: Durat
 pub fn run_child_test(test_name: &str, envs: &[(&str, &str)]) {
     let out = run_child_with_limit(test_name, envs, HANG_LIMIT);
     print!("{}", stdout(&out));
-    assert!(out.status.success(), "child test {test_name} failed:\n{}", describe(&out));
+    assert!(
+        out.status.success(),
+        "child test {test_name} failed:\n{}",
+        describe(&out)
+    );
 }
 
 /// Serialises the heavy tests of one binary: they each want every core,
@@ -340,13 +349,19 @@ pub fn run_child_test(test_name: &str, envs: &[(&str, &str)]) {
 /// is per process). Hold the guard for the whole test.
 pub fn heavy() -> MutexGuard<'static, ()> {
     static HEAVY: Mutex<()> = Mutex::new(());
-    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    HEAVY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `release` in an optimised build, `debug` in a debug build: for the
 /// stress sizes that would make the debug suite too slow.
 pub fn scaled(debug: usize, release: usize) -> usize {
-    if cfg!(debug_assertions) { debug } else { release }
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
 }
 
 /// How many fibers a test may keep parked (each holding a stack) at once:
@@ -359,7 +374,11 @@ pub fn scaled(debug: usize, release: usize) -> usize {
 /// is also compiled into the crate's own unit tests, where `weft` is not a
 /// crate name).
 pub fn live_stack_limit(wanted: usize, fallback: usize, mprotect: bool) -> usize {
-    if mprotect { wanted.min(fallback) } else { wanted }
+    if mprotect {
+        wanted.min(fallback)
+    } else {
+        wanted
+    }
 }
 
 /// Counts drops (and, separately, runs) of the values made from it.
