@@ -108,14 +108,18 @@ impl Worker {
 
     fn run_loop(&self) {
         loop {
+            // Checked every round, not only when idle: a fiber that yields
+            // in a loop (or two that wake each other forever) is always
+            // runnable, and would otherwise keep the worker from ever
+            // reaching its shutdown, hanging the runtime's drop.
+            if self.shared.is_shutdown() {
+                self.shutdown();
+                return;
+            }
             if let Some(task) = self.next_task() {
                 self.end_search();
                 self.run_task(task);
                 continue;
-            }
-            if self.shared.is_shutdown() {
-                self.shutdown();
-                return;
             }
             self.idle();
         }
