@@ -492,3 +492,16 @@ impl Rng {
         }
     }
 }
+
+/// The names of this process's threads (`/proc/self/task/*/comm`, which
+/// the kernel cuts to 15 bytes).
+pub fn thread_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").expect("list /proc/self/task") {
+        let Ok(entry) = entry else { continue };
+        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+            names.push(comm.trim_end().to_owned());
+        }
+    }
+    names
+}
