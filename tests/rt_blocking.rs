@@ -186,15 +186,24 @@ fn blocking_threads_are_reaped() {
             .build()
             .unwrap();
         let with_workers = support::thread_count();
-        rt.block_on(|| {
+        // Four jobs that meet at a barrier: four blocking threads exist at
+        // once, and the last to arrive counts the process's threads.
+        let busy = rt.block_on(|| {
+            let barrier = Arc::new(std::sync::Barrier::new(4));
             let hs: Vec<_> = (0..4)
-                .map(|_| spawn(|| weft::blocking(|| std::thread::sleep(Duration::from_millis(20)))))
+                .map(|_| {
+                    let barrier = barrier.clone();
+                    spawn(move || {
+                        weft::blocking(move || {
+                            barrier.wait().is_leader().then(support::thread_count)
+                        })
+                    })
+                })
                 .collect();
-            for h in hs {
-                h.join().unwrap();
-            }
+            hs.into_iter()
+                .filter_map(|h| h.join().unwrap())
+                .sum::<usize>()
         });
-        let busy = support::thread_count();
         // After the keep-alive, the idle ones exit on their own.
         let reaped = support::settle_thread_count(with_workers);
         drop(rt);
@@ -202,7 +211,11 @@ fn blocking_threads_are_reaped() {
         println!(
             "threads: {baseline} at start, {with_workers} with the worker, {busy} after 4 jobs, {reaped} after the keep-alive, {after} after the drop"
         );
-        assert!(busy > with_workers, "jobs made blocking threads");
+        assert_eq!(
+            busy,
+            with_workers + 4,
+            "four jobs at once, four blocking threads"
+        );
         assert_eq!(
             reaped, with_workers,
             "idle blocking threads exit after their keep-alive"

@@ -306,13 +306,13 @@ fn a_blocked_worker_does_not_hold_its_queue() {
                     unblocked.clone(),
                 );
                 rt.spawn(move || {
+                    spawned_at.set(Instant::now()).unwrap();
                     let hs: Vec<_> = (0..100)
                         .map(|_| {
                             let done = done.clone();
                             spawn(move || done.fetch_add(1, Ordering::SeqCst))
                         })
                         .collect();
-                    spawned_at.set(Instant::now()).unwrap();
                     std::thread::sleep(block);
                     done_while_blocked.set(done.load(Ordering::SeqCst)).unwrap();
                     unblocked.store(true, Ordering::SeqCst);

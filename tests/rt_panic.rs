@@ -168,11 +168,18 @@ fn a_result_or_payload_that_panics_on_drop_does_not_kill_the_worker() {
 fn a_destructor_that_panics_during_the_shutdown_unwind_aborts() {
     if support::is_child() {
         let rt = runtime(1);
-        let h = rt.spawn(|| {
-            let _bomb = PanicOnDrop("a parked fiber's local, at shutdown");
-            weft::fiber::park();
-        });
-        std::thread::sleep(Duration::from_millis(20));
+        let started = Counter::new();
+        let h = {
+            let started = started.clone();
+            rt.spawn(move || {
+                let _bomb = PanicOnDrop("a parked fiber's local, at shutdown");
+                started.add(1);
+                loop {
+                    weft::fiber::park();
+                }
+            })
+        };
+        support::wait_for_count(&started, 1, "the fiber to start");
         drop(rt);
         drop(h);
         println!("the runtime drop returned");

@@ -228,10 +228,12 @@ fn drop_with_fibers_that_never_stop_running() {
         for workers in [1, 2] {
             let rt = runtime(workers);
             let drops = Counter::new();
+            let started = Counter::new();
             let spinner = {
-                let token = drops.token();
+                let (token, started) = (drops.token(), started.clone());
                 rt.spawn(move || {
                     let _token = token;
+                    started.add(1);
                     loop {
                         yield_now();
                     }
@@ -242,9 +244,10 @@ fn drop_with_fibers_that_never_stop_running() {
                 Arc::new([Mutex::new(None), Mutex::new(None)]);
             let pair: Vec<_> = (0..2)
                 .map(|me| {
-                    let (slots, token) = (slots.clone(), drops.token());
+                    let (slots, token, started) = (slots.clone(), drops.token(), started.clone());
                     rt.spawn(move || {
                         let _token = token;
+                        started.add(1);
                         *slots[me].lock().unwrap() = Some(fiber::current());
                         loop {
                             let other = slots[1 - me].lock().unwrap().clone();
@@ -256,7 +259,7 @@ fn drop_with_fibers_that_never_stop_running() {
                     })
                 })
                 .collect();
-            std::thread::sleep(Duration::from_millis(20));
+            support::wait_for_count(&started, 3, "the three fibers to start");
             let took = timed_drop(rt);
             println!(
                 "{workers} worker(s): dropped with a yield loop and a wake loop running in {took:?}"
@@ -293,10 +296,12 @@ fn wake_and_spawn_from_a_destructor_during_shutdown() {
             let drops = Counter::new();
             let late_ran = Counter::new();
             let late_handle: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::new(Mutex::new(None));
+            let started = Counter::new();
             let other = {
-                let token = drops.token();
+                let (token, started) = (drops.token(), started.clone());
                 rt.spawn(move || {
                     let _token = token;
+                    started.add(1);
                     loop {
                         fiber::park();
                     }
@@ -304,14 +309,16 @@ fn wake_and_spawn_from_a_destructor_during_shutdown() {
             };
             let other_fiber = other.fiber();
             let waker = {
-                let (token, drops, late_ran, late_handle) = (
+                let (token, drops, late_ran, late_handle, started) = (
                     drops.token(),
                     drops.clone(),
                     late_ran.clone(),
                     late_handle.clone(),
+                    started.clone(),
                 );
                 rt.spawn(move || {
                     let _token = token;
+                    started.add(1);
                     let _on_drop = OnDrop(move || {
                         other_fiber.unpark();
                         let (late_token, late_ran) = (drops.token(), late_ran.clone());
@@ -326,7 +333,7 @@ fn wake_and_spawn_from_a_destructor_during_shutdown() {
                     }
                 })
             };
-            std::thread::sleep(Duration::from_millis(5));
+            support::wait_for_count(&started, 2, "both fibers to start");
             let took = timed_drop(rt);
             assert!(took < PROMPT, "round {round}: the drop took {took:?}");
             assert_eq!(
@@ -365,22 +372,27 @@ fn join_from_a_destructor_during_shutdown() {
                 let rt = runtime(workers);
                 let outcome: Arc<Mutex<Option<bool>>> = Arc::new(Mutex::new(None));
                 let target: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::new(Mutex::new(None));
+                let started = Counter::new();
                 let start_parked = || {
-                    let h = rt.spawn(|| {
+                    let started = started.clone();
+                    let h = rt.spawn(move || {
+                        started.add(1);
                         loop {
                             fiber::park();
                         }
                     });
-                    // Let it start (and take its place in its worker's list).
-                    std::thread::sleep(Duration::from_millis(2));
                     *target.lock().unwrap() = Some(h);
                 };
                 if !guard_first {
                     start_parked();
+                    // Started (so it comes first in its worker's list).
+                    support::wait_for_count(&started, 1, "the joined fiber to start");
                 }
                 let guard_fiber = {
-                    let (outcome, target) = (outcome.clone(), target.clone());
+                    let (outcome, target, started) =
+                        (outcome.clone(), target.clone(), started.clone());
                     rt.spawn(move || {
+                        started.add(1);
                         let _join_on_drop = OnDrop(move || {
                             if let Some(h) = target.lock().unwrap().take() {
                                 let cancelled = h.join().is_err_and(|e| e.is_cancelled());
@@ -392,11 +404,11 @@ fn join_from_a_destructor_during_shutdown() {
                         }
                     })
                 };
-                std::thread::sleep(Duration::from_millis(2));
                 if guard_first {
+                    support::wait_for_count(&started, 1, "the guard's fiber to start");
                     start_parked();
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                support::wait_for_count(&started, 2, "both fibers to start");
                 let took = timed_drop(rt);
                 println!(
                     "{workers} worker(s), guard's fiber started {}: a destructor's join during shutdown; drop took {took:?}",
@@ -643,17 +655,21 @@ fn drop_while_a_fiber_waits_for_a_blocking_job() {
         let rt = runtime(2);
         let job_done = Arc::new(AtomicBool::new(false));
         let drops = Counter::new();
+        let job_started = Counter::new();
         let waiting = {
             let (job_done, token) = (job_done.clone(), drops.token());
+            let job_started = job_started.clone();
             rt.spawn(move || {
                 let _token = token;
                 weft::blocking(move || {
+                    job_started.add(1);
                     std::thread::sleep(Duration::from_millis(1_500));
                     job_done.store(true, Ordering::SeqCst);
                 })
             })
         };
-        std::thread::sleep(Duration::from_millis(50));
+        support::wait_for_count(&job_started, 1, "the blocking job to start");
+        std::thread::sleep(Duration::from_millis(10));
         let took = timed_drop(rt);
         println!("drop with a fiber waiting on a 1.5 s blocking job: {took:?}");
         assert!(

@@ -505,3 +505,10 @@ pub fn thread_names() -> Vec<String> {
     }
     names
 }
+
+/// Waits (up to 30 s, a hang guard) until `counter` reaches `n`: how a
+/// test makes sure its fibers have started before it drops the runtime
+/// (a fixed sleep is not enough on a loaded machine).
+pub fn wait_for_count(counter: &Counter, n: usize, what: &str) {
+    wait_until(Duration::from_secs(30), what, || counter.get() >= n);
+}
