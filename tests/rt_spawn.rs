@@ -162,6 +162,47 @@ fn join_on_the_only_worker_does_not_block_it() {
     });
 }
 
+/// A fiber of one runtime spawns onto another through its handle and
+/// joins there: the other runtime's worker wakes the joiner, which lives
+/// on the first runtime (a wake that crosses runtimes).
+#[test]
+fn spawn_and_join_across_runtimes() {
+    support::bounded(|| {
+        let a = Runtime::builder()
+            .workers(1)
+            .thread_name("rt-a")
+            .build()
+            .unwrap();
+        let b = Runtime::builder()
+            .workers(2)
+            .thread_name("rt-b")
+            .build()
+            .unwrap();
+        let b_handle = b.handle().clone();
+        let sum = a.block_on(move || {
+            let hs: Vec<_> = (0..200u64)
+                .map(|i| {
+                    b_handle.spawn(move || {
+                        if i % 3 == 0 {
+                            weft::sleep(Duration::from_millis(1));
+                        }
+                        (i, std::thread::current().name().map(str::to_owned))
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    let (i, name) = h.join().unwrap();
+                    assert!(name.is_some_and(|n| n.starts_with("rt-b-")), "ran on b");
+                    assert_eq!(std::thread::current().name(), Some("rt-a-0"), "joined on a");
+                    i
+                })
+                .sum::<u64>()
+        });
+        assert_eq!(sum, 19_900);
+    });
+}
+
 #[test]
 fn is_finished_and_fiber_unpark_through_the_handle() {
     support::bounded(|| {
