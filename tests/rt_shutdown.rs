@@ -113,8 +113,9 @@ fn drop_cancels_unstarted_fibers() {
 }
 
 /// TESTING.md 8.5: a runtime dropped while fibers wait in every way a
-/// fiber can wait: `park` forever, `sleep` for an hour, `park_timeout` of
-/// an hour, and `join` of a fiber that never finishes. Joiners are fibers
+/// fiber can wait: `park` forever, `sleep` for an hour and for
+/// `Duration::MAX`, `park_timeout` of an hour, and `join` of a fiber that
+/// never finishes. Joiners are fibers
 /// of the same runtime, fibers of another runtime, and plain threads. The
 /// drop returns promptly, each fiber's values are dropped exactly once,
 /// every joiner sees `is_cancelled`, and the thread count comes back.
@@ -147,6 +148,8 @@ fn drop_with_fibers_parked_every_way() {
                 }
             })));
             waiting.push(start(Box::new(|| weft::sleep(Duration::from_secs(3600)))));
+            // Longer than the clock can count: until cancelled.
+            waiting.push(start(Box::new(|| weft::sleep(Duration::MAX))));
             waiting.push(start(Box::new(|| {
                 loop {
                     fiber::park_timeout(Duration::from_secs(3600));
@@ -163,7 +166,7 @@ fn drop_with_fibers_parked_every_way() {
                 unreachable!("the join of a never-finishing fiber returned {r:?}");
             })));
         }
-        let total = 5 * EACH;
+        let total = 6 * EACH;
         support::wait_until(Duration::from_secs(30), "every fiber to start", || {
             started.load(Ordering::SeqCst) == total
         });
@@ -185,7 +188,7 @@ fn drop_with_fibers_parked_every_way() {
 
         let took = timed_drop(rt);
         println!(
-            "dropped a runtime with {total} waiting fibers (park, sleep 1 h, park_timeout 1 h, join) in {took:?}"
+            "dropped a runtime with {total} waiting fibers (park, sleep 1 h and MAX, park_timeout 1 h, join) in {took:?}"
         );
         assert!(took < PROMPT, "the drop took {took:?}");
         assert_eq!(
