@@ -504,6 +504,57 @@ fn the_stack_budget() {
     });
 }
 
+/// `max_stacks` bounds every fiber stack of the runtime ("at most n fiber
+/// stacks exist at once", `runtime::Builder::max_stacks`), including
+/// those of fibers built with their own `fiber::Builder::stack_size`.
+///
+/// This fails today: a fiber with its own stack size gets its stack from
+/// a separate pool that `Shared::pool_for` (`src/sched/mod.rs`) builds
+/// without any budget, so all N + 10 of them start.
+#[test]
+fn the_stack_budget_covers_fibers_with_their_own_stack_size() {
+    let _heavy = support::heavy();
+    support::bounded(|| {
+        const N: usize = 20;
+        let rt = Runtime::builder().workers(1).max_stacks(N).build().unwrap();
+        let go = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..N + 10)
+            .map(|_| {
+                let (go, started) = (go.clone(), started.clone());
+                fiber::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn_on(rt.handle(), move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        while !go.load(Ordering::Acquire) {
+                            fiber::park();
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        support::wait_until(
+            Duration::from_secs(30),
+            "every fiber to start or fail",
+            || {
+                started.load(Ordering::SeqCst) + handles.iter().filter(|h| h.is_finished()).count()
+                    == N + 10
+            },
+        );
+        let started = started.load(Ordering::SeqCst);
+        let no_stack = release(&go, handles);
+        println!(
+            "max_stacks({N}), {} fibers with 64 KiB stacks: {started} started, {no_stack} could not",
+            N + 10
+        );
+        assert_eq!(
+            started, N,
+            "no more than max_stacks fibers hold stacks at once"
+        );
+        assert_eq!(no_stack, 10);
+    });
+}
+
 /// Keeps its worker thread blocked (not parked) until released.
 fn block_a_worker(rt: &Runtime) -> (JoinHandle<()>, Arc<AtomicBool>) {
     let (started, release) = (
