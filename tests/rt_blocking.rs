@@ -151,6 +151,67 @@ fn jobs_beyond_the_thread_limit_queue() {
     });
 }
 
+/// A burst of jobs that arrives while one blocking thread is idle gets
+/// as many threads as it needs (up to the limit), not only that one idle
+/// thread: 8 jobs that each wait for all 8 to be running all run at once.
+/// (Before the pool counted the idle threads it had already notified,
+/// every job of the burst saw the same idle thread, none started a new
+/// one, and the 8 jobs ran one after another.)
+#[test]
+fn a_burst_of_jobs_is_not_queued_behind_one_idle_thread() {
+    support::bounded(|| {
+        for round in 0..5 {
+            let rt = runtime(2, 8);
+            // One job, so that one blocking thread exists and goes idle.
+            rt.block_on(|| weft::blocking(|| ()));
+            std::thread::sleep(Duration::from_millis(10));
+            let running = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let start = Instant::now();
+            rt.block_on({
+                let (running, most) = (running.clone(), most.clone());
+                move || {
+                    let hs: Vec<_> = (0..8)
+                        .map(|_| {
+                            let (running, most) = (running.clone(), most.clone());
+                            spawn(move || {
+                                weft::blocking(move || {
+                                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                                    most.fetch_max(now, Ordering::SeqCst);
+                                    let waited = Instant::now();
+                                    while running.load(Ordering::SeqCst) < 8
+                                        && waited.elapsed() < Duration::from_secs(3)
+                                    {
+                                        std::thread::sleep(Duration::from_millis(1));
+                                    }
+                                    most.fetch_max(
+                                        running.load(Ordering::SeqCst),
+                                        Ordering::SeqCst,
+                                    );
+                                    std::thread::sleep(Duration::from_millis(5));
+                                    running.fetch_sub(1, Ordering::SeqCst);
+                                })
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.join().unwrap();
+                    }
+                }
+            });
+            let most = most.load(Ordering::SeqCst);
+            println!(
+                "round {round}: a burst of 8 jobs after a warm-up ran {most} at once, in {:?}",
+                start.elapsed()
+            );
+            assert_eq!(
+                most, 8,
+                "round {round}: the burst should run on 8 threads at once"
+            );
+        }
+    });
+}
+
 /// Off a fiber, `blocking` runs the closure on the calling thread.
 #[test]
 fn off_a_fiber_it_just_runs_the_closure() {
