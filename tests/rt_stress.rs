@@ -264,6 +264,65 @@ fn a_hundred_thousand_fibers_park_unpark_and_sleep_at_random() {
     });
 }
 
+/// More workers than cores (3, 8 and 16 on this 2-core machine): a token
+/// passed around a ring of 64 fibers (1,000 laps; 300 in debug builds),
+/// each pass an unpark and a park, across workers where neighbours landed
+/// on different ones (through the home worker's inbox and its parker);
+/// then fork-join skynets. Exact counts; no lost wake-up.
+#[test]
+fn a_token_ring_on_more_workers_than_cores() {
+    let _heavy = support::heavy();
+    support::bounded(|| {
+        for workers in [3, 8, 16] {
+            let rt = runtime(workers);
+            let start = Instant::now();
+            let (n, laps) = (64usize, support::scaled(300, 1_000) as u64);
+            let turn = Arc::new(AtomicU64::new(0));
+            let ring: Arc<OnceLock<Vec<Fiber>>> = Arc::new(OnceLock::new());
+            let handles: Vec<JoinHandle<u64>> = (0..n)
+                .map(|me| {
+                    let (turn, ring) = (turn.clone(), ring.clone());
+                    rt.spawn(move || {
+                        let ring = loop {
+                            if let Some(ring) = ring.get() {
+                                break ring;
+                            }
+                            weft::yield_now();
+                        };
+                        let mut passes = 0;
+                        for lap in 0..laps {
+                            let mine = lap * n as u64 + me as u64;
+                            while turn.load(Ordering::Acquire) != mine {
+                                fiber::park();
+                            }
+                            turn.store(mine + 1, Ordering::Release);
+                            ring[(me + 1) % n].unpark();
+                            passes += 1;
+                        }
+                        passes
+                    })
+                })
+                .collect();
+            ring.set(handles.iter().map(JoinHandle::fiber).collect())
+                .unwrap();
+            let passes: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            let ring_took = start.elapsed();
+            let fibers = Arc::new(AtomicU64::new(0));
+            for _ in 0..10 {
+                let fibers = fibers.clone();
+                assert_eq!(rt.block_on(move || skynet(0, 10_000, &fibers)), 49_995_000);
+            }
+            println!(
+                "{workers} workers: {passes} token passes in {ring_took:?}, then 10 skynets of {} fibers",
+                fibers.load(Ordering::SeqCst) / 10
+            );
+            assert_eq!(passes, n as u64 * laps);
+            assert_eq!(turn.load(Ordering::SeqCst), n as u64 * laps);
+            assert_eq!(fibers.load(Ordering::SeqCst), 10 * 11_111);
+        }
+    });
+}
+
 /// 10,000 fibers panic while 10,000 others work (yield, sleep, compute):
 /// every panic reaches its joiner with its own payload, every other result
 /// is right, and both workers are alive and running fibers afterwards.
