@@ -18,17 +18,39 @@ pub struct JoinError {
 
 enum Repr {
     /// The body panicked; the payload, as `catch_unwind` returned it.
-    Panic(Box<dyn Any + Send + 'static>),
+    Panic(Payload),
     /// The runtime shut down before the body finished (or started).
     Cancelled,
     /// The fiber never ran: no stack could be had for it.
     NoStack(StackError),
 }
 
+/// A panic payload. Like any `Box<dyn Any + Send>` it is `Send` but may
+/// not be `Sync`; this wrapper makes [`JoinError`] `Sync` (so that it fits
+/// in a `Box<dyn Error + Send + Sync>`, as `?` into `anyhow` or
+/// `io::Error::other` need) by never handing out a shared reference to
+/// the value itself: through `&Payload`, only [`message`](Self::message)
+/// looks at it. tokio's `JoinError` does the same (its `SyncWrapper`).
+struct Payload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: a `&Payload` reaches the boxed value only in `message`, which
+// calls `Any::type_id` (std's blanket impl, the only one there can be:
+// it returns a constant of the type and reads no data) and then hands out
+// a `&str` or a `&String`, both `Sync`. Everything else moves the payload
+// out by value (`into_panic`, `try_into_panic`), which needs only `Send`.
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    /// The message, when the payload is a string.
+    fn message(&self) -> Option<&str> {
+        panic_message(self.0.as_ref())
+    }
+}
+
 impl JoinError {
     pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic(Payload(payload)),
         }
     }
 
@@ -84,7 +106,7 @@ impl JoinError {
     /// The panic payload, or the error back if it is not a panic.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(payload) => Ok(payload),
+            Repr::Panic(payload) => Ok(payload.0),
             repr => Err(JoinError { repr }),
         }
     }
@@ -101,7 +123,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic(payload) => match panic_message(payload.as_ref()) {
+            Repr::Panic(payload) => match payload.message() {
                 Some(message) => write!(f, "the fiber panicked: {message}"),
                 None => f.write_str("the fiber panicked"),
             },
@@ -116,7 +138,7 @@ impl fmt::Debug for JoinError {
         match &self.repr {
             Repr::Panic(payload) => f
                 .debug_tuple("JoinError::Panic")
-                .field(&panic_message(payload.as_ref()).unwrap_or("..."))
+                .field(&payload.message().unwrap_or("..."))
                 .finish(),
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
             Repr::NoStack(err) => f.debug_tuple("JoinError::NoStack").field(err).finish(),

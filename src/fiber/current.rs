@@ -35,6 +35,13 @@ pub(crate) fn locals_ptr() -> Option<*mut Locals> {
     current_task().map(|task| unsafe { &raw mut (*(*task).header.side()).locals })
 }
 
+/// Whether the calling fiber is being cancelled (its runtime is shutting
+/// down): its parks and yields return at once. False off a fiber.
+pub(crate) fn is_cancelled() -> bool {
+    // SAFETY: see `current_task`.
+    current_task().is_some_and(|task| unsafe { &*task }.header.state.load().is_cancelled())
+}
+
 /// Switches the running fiber out to its worker. A cancelled fiber (the
 /// runtime is shutting down, and its destructors may be running) never
 /// suspends: this returns at once, like a spurious wake-up.

@@ -128,6 +128,11 @@ impl<T: 'static> JoinHandle<T> {
     /// Called from a fiber, this parks the fiber, not the worker; from a
     /// plain thread, it blocks the thread.
     ///
+    /// A fiber that is being cancelled (its runtime is shutting down and
+    /// unwinding it: a destructor joins, say) cannot wait, since its
+    /// parks return at once; if the fiber it joins has not finished, the
+    /// join returns a [`JoinError::is_cancelled`] error instead.
+    ///
     /// ```
     /// let n = weft::run(|| weft::spawn(|| 6 * 7).join().unwrap());
     /// assert_eq!(n, 42);
@@ -136,6 +141,12 @@ impl<T: 'static> JoinHandle<T> {
         let join = self.task.body.join_state();
         if !join.is_complete() && join.register(super::current()) {
             while !join.is_complete() {
+                if super::current::is_cancelled() {
+                    // Waiting would spin: park returns at once, and the
+                    // fiber joined may only end when this same shutdown
+                    // unwinds it, after us, on this very worker.
+                    return Err(JoinError::cancelled());
+                }
                 super::park();
             }
         }

@@ -40,6 +40,24 @@ impl<F, T> Spawned<F, T> {
     }
 }
 
+impl<F, T> Drop for Spawned<F, T> {
+    /// The result (a value or a panic payload) and a closure that never
+    /// ran are user values, and their `Drop` may panic. The last reference
+    /// to a task is often a worker's (the handle was dropped: a detached
+    /// fiber), and a panic must never unwind a worker's loop: that kills
+    /// the worker and strands every fiber that lives on it. So the panic
+    /// is contained here, as tokio does for a task's output; the default
+    /// hook has already reported it. Its payload is leaked, since dropping
+    /// it could panic again.
+    fn drop(&mut self) {
+        let result = self.result.get_mut().take();
+        let closure = self.closure.get_mut().take();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop((result, closure)))) {
+            std::mem::forget(payload);
+        }
+    }
+}
+
 impl<F, T> Body for Spawned<F, T>
 where
     F: FnOnce() -> T + Send + 'static,

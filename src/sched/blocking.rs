@@ -47,7 +47,13 @@ struct Inner {
 struct State {
     queue: VecDeque<Job>,
     threads: usize,
+    /// Threads waiting for a job (counted until they wake up).
     idle: usize,
+    /// Idle threads a `spawn` has already notified for its job, and that
+    /// have not woken up yet: they count as taken, so that a burst of jobs
+    /// starts new threads instead of queueing every job behind the one
+    /// idle thread that all of them saw.
+    notified: usize,
     shutdown: bool,
     /// Handles of every thread not joined yet.
     handles: Vec<thread::JoinHandle<()>>,
@@ -99,7 +105,8 @@ impl BlockingPool {
             return Err(job);
         }
         state.queue.push_back(job);
-        if state.idle > 0 {
+        if state.idle > state.notified {
+            state.notified += 1;
             self.inner.cvar.notify_one();
             return Ok(());
         }
@@ -151,6 +158,10 @@ impl BlockingPool {
                 .unwrap_or_else(|e| e.into_inner());
             state = guard;
             state.idle -= 1;
+            // Whatever woke us (a spawn's notify, a timeout, the notify_all
+            // of a thread leaving), we are no longer idle: take one
+            // notification off the count, so it never exceeds `idle`.
+            state.notified = state.notified.saturating_sub(1);
             if timeout.timed_out() && state.queue.is_empty() && !state.shutdown {
                 break;
             }

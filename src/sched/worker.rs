@@ -109,14 +109,18 @@ impl Worker {
 
     fn run_loop(&self) {
         loop {
+            // Checked every round, not only when idle: a fiber that yields
+            // in a loop (or two that wake each other forever) is always
+            // runnable, and would otherwise keep the worker from ever
+            // reaching its shutdown, hanging the runtime's drop.
+            if self.shared.is_shutdown() {
+                self.shutdown();
+                return;
+            }
             if let Some(task) = self.next_task() {
                 self.end_search();
                 self.run_task(task);
                 continue;
-            }
-            if self.shared.is_shutdown() {
-                self.shutdown();
-                return;
             }
             self.idle();
         }
@@ -213,9 +217,13 @@ impl Worker {
         self.shared.injector.steal_batch_and_pop(&self.local)
     }
 
+    /// The next of this worker's runnable fibers. Fibers woken by other
+    /// threads join the back of the ready queue whenever the inbox has any,
+    /// not only once it is empty: a fiber that yields in a loop is always
+    /// in the ready queue, and would otherwise keep them out for good.
     fn pop_ready(&self) -> Option<TaskRef> {
         let mut ready = self.ready.borrow_mut();
-        if ready.is_empty() && self.me.inbox.is_pending() {
+        if self.me.inbox.is_pending() {
             self.me.inbox.drain_into(&mut *ready);
         }
         ready.pop_front()
