@@ -217,7 +217,8 @@ impl Shared {
     pub(crate) fn pool_for(&self, size: usize) -> Result<StackPool, StackError> {
         let wanted = StackPool::builder()
             .stack_size(size)
-            .guard_size(self.pool.guard_size());
+            .guard_size(self.pool.guard_size())
+            .budget(self.pool.budget());
         let probe = wanted.clone().build()?;
         if probe.stack_size() == self.pool.stack_size() {
             return Ok(self.pool.clone());

@@ -6,13 +6,15 @@
 //!
 //! 1. every 61st round, for fairness: due timers, then the oldest task of
 //!    the injector, of its own deque, and of its ready queue;
-//! 2. the LIFO slot (the fiber this worker just woke: message passing
+//! 2. right after a fiber yielded: its deque and the injector, so that
+//!    `yield_now` lets unstarted work run too;
+//! 3. the LIFO slot (the fiber this worker just woke: message passing
 //!    between two fibers stays on one core, cache-hot);
-//! 3. the ready queue (its own fibers that yielded or were woken), after
+//! 4. the ready queue (its own fibers that yielded or were woken), after
 //!    draining the inbox into it when the inbox says it has something;
-//! 4. its deque (unstarted tasks, newest first);
-//! 5. due timers, then a batch from the injector;
-//! 6. nothing: become a searcher and steal (see `idle.rs`), or sleep on its
+//! 5. its deque (unstarted tasks, newest first);
+//! 6. due timers, then a batch from the injector;
+//! 7. nothing: become a searcher and steal (see `idle.rs`), or sleep on its
 //!    parker until woken or until the next timer is due.
 //!
 //! Started fibers are never stolen (see `mod.rs`); only tasks without
@@ -80,6 +82,10 @@ pub(crate) struct Worker {
     /// The task whose fiber runs now.
     current: Cell<Option<*const TaskCell<dyn Body>>>,
     tick: Cell<u32>,
+    /// The last fiber yielded: the next round looks at unstarted work
+    /// first, so `yield_now` lets everything else run, not only the
+    /// other started fibers.
+    yielded: Cell<bool>,
     searching: Cell<bool>,
     /// xorshift state for choosing whom to steal from first.
     rng: Cell<u32>,
@@ -99,6 +105,7 @@ impl Worker {
             timers: RefCell::new(Timers::new()),
             current: Cell::new(None),
             tick: Cell::new(0),
+            yielded: Cell::new(false),
             searching: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1).wrapping_mul(0x85EB_CA6B)),
         };
@@ -200,6 +207,11 @@ impl Worker {
                 return oldest;
             }
         }
+        if self.yielded.replace(false)
+            && let Some(task) = self.local.pop().or_else(|| self.shared.injector.steal())
+        {
+            return Some(task);
+        }
         if let Some(task) = self.lifo.take() {
             return Some(task);
         }
@@ -286,6 +298,7 @@ impl Worker {
             CoroutineResult::Yield(Reason::Yield) => {
                 task.header.state.transition_to_scheduled();
                 self.push_runnable(task);
+                self.yielded.set(true);
             }
             CoroutineResult::Yield(Reason::Park) => {
                 match task.header.state.transition_to_parked() {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::budget::Budget;
 use super::pool::Shared;
 use super::slab::{self, Geometry};
 use super::{GuardMode, GuardPolicy, StackError, StackPool, guard, os};
@@ -42,6 +43,8 @@ pub struct StackPoolBuilder {
     guard_size: usize,
     policy: GuardPolicy,
     max_stacks: Option<usize>,
+    /// A budget shared with other pools; overrides `max_stacks`.
+    budget: Option<Arc<Budget>>,
     max_cached: usize,
 }
 
@@ -52,6 +55,7 @@ impl Default for StackPoolBuilder {
             guard_size: DEFAULT_GUARD_SIZE,
             policy: GuardPolicy::Auto,
             max_stacks: None,
+            budget: None,
             max_cached: DEFAULT_MAX_CACHED,
         }
     }
@@ -103,10 +107,12 @@ impl StackPoolBuilder {
         self
     }
 
-    /// The stack budget: how many stacks may exist at once, live or
-    /// cached. Default: unlimited, though in mprotect mode the process's
-    /// `vm.max_map_count` caps it anyway (see the module doc, "Budgets").
-    /// A `get` past the budget is an `OutOfMemory` error that names it.
+    /// The stack budget: how many stacks may be in use at once (handed out
+    /// and not yet dropped; idle stacks in caches do not count). Default:
+    /// unlimited, though in mprotect mode the process's `vm.max_map_count`
+    /// caps it anyway (see the module doc, "Budgets"). A `get` past the
+    /// budget is an `OutOfMemory` error that names it; `build` refuses a
+    /// budget of 0.
     ///
     /// ```
     /// let pool = weft::stack_pool::StackPool::builder().max_stacks(1).build()?;
@@ -118,6 +124,13 @@ impl StackPoolBuilder {
     /// ```
     pub fn max_stacks(mut self, n: usize) -> Self {
         self.max_stacks = Some(n);
+        self
+    }
+
+    /// Shares `budget` with the other pools built with it (a runtime's
+    /// pools of every stack size), instead of a budget of this pool's own.
+    pub(crate) fn budget(mut self, budget: Option<Arc<Budget>>) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -150,6 +163,12 @@ impl StackPoolBuilder {
     /// assert!(err.to_string().contains("use at least 16 KiB"));
     /// ```
     pub fn build(self) -> Result<StackPool, StackError> {
+        let budget = match (self.budget, self.max_stacks) {
+            (Some(shared), _) => Some(shared),
+            (None, Some(0)) => return Err(StackError::ZeroBudget),
+            (None, Some(max)) => Some(Arc::new(Budget::new(max))),
+            (None, None) => None,
+        };
         let stack_size = validate_stack_size(self.stack_size)?;
         let guard_size = validate_guard_size(self.guard_size)?;
         let stride = stack_size
@@ -178,7 +197,7 @@ impl StackPoolBuilder {
             mode,
         };
         Ok(StackPool {
-            shared: Arc::new(Shared::new(geometry, self.max_stacks, self.max_cached)),
+            shared: Arc::new(Shared::new(geometry, budget, self.max_cached)),
         })
     }
 }

@@ -55,14 +55,14 @@ pub enum StackError {
         /// The largest size accepted, in bytes.
         maximum: usize,
     },
-    /// Every stack the pool's `max_stacks` budget allows already exists.
+    /// Every stack the `max_stacks` budget allows is in use.
     #[non_exhaustive]
     BudgetExhausted {
         /// The budget (`StackPoolBuilder::max_stacks`).
         max_stacks: usize,
-        /// How many of those stacks sit idle in other threads' caches.
-        cached: usize,
     },
+    /// A budget of zero stacks, which would let no fiber run.
+    ZeroBudget,
     /// Carving another stack would take the process too close to
     /// `vm.max_map_count`, after which every `mmap` in the process fails.
     #[non_exhaustive]
@@ -118,7 +118,8 @@ impl StackError {
             Self::ZeroStackSize
             | Self::StackSizeTooSmall { .. }
             | Self::StackSizeTooLarge { .. }
-            | Self::GuardSizeTooLarge { .. } => io::ErrorKind::InvalidInput,
+            | Self::GuardSizeTooLarge { .. }
+            | Self::ZeroBudget => io::ErrorKind::InvalidInput,
             Self::BudgetExhausted { .. }
             | Self::MapCountLimit { .. }
             | Self::RegistryFull { .. } => io::ErrorKind::OutOfMemory,
@@ -155,13 +156,16 @@ impl fmt::Display for StackError {
                 Bytes(*requested),
                 Bytes(*maximum)
             ),
-            Self::BudgetExhausted { max_stacks, cached } => write!(
+            Self::BudgetExhausted { max_stacks } => write!(
                 f,
-                "stack budget exhausted: all {} stacks allowed by max_stacks exist \
-                 ({} of them idle in other threads' caches); raise max_stacks \
-                 (the runtime's stack budget) or run fewer live fibers",
-                Grouped(*max_stacks),
-                Grouped(*cached)
+                "stack budget exhausted: {} stacks are in use (by running or parked \
+                 fibers), all that max_stacks allows; raise max_stacks (the runtime's \
+                 stack budget) or run fewer live fibers",
+                Grouped(*max_stacks)
+            ),
+            Self::ZeroBudget => f.write_str(
+                "max_stacks(0) would let no fiber run: use a budget of at least 1, \
+                 or leave it unset for no budget",
             ),
             Self::MapCountLimit {
                 guard_mode,

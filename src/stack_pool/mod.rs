@@ -113,6 +113,7 @@
 //! fiber.
 
 mod altstack;
+mod budget;
 mod builder;
 mod cache;
 mod error;
@@ -284,7 +285,24 @@ impl StackPool {
     /// ```
     pub fn get(&self) -> Result<Stack, StackError> {
         ensure_thread_altstack();
-        cache::get(&self.shared)
+        let budget = self.shared.budget.as_deref();
+        if let Some(budget) = budget
+            && !budget.try_acquire()
+        {
+            return Err(StackError::BudgetExhausted {
+                max_stacks: budget.max(),
+            });
+        }
+        cache::get(&self.shared).inspect_err(|_| {
+            if let Some(budget) = budget {
+                budget.release();
+            }
+        })
+    }
+
+    /// The budget this pool counts its stacks in use against.
+    pub(crate) fn budget(&self) -> Option<Arc<budget::Budget>> {
+        self.shared.budget.clone()
     }
 
     /// Gives back to the kernel (`MADV_DONTNEED`) the pages of every idle

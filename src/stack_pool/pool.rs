@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::budget::Budget;
 use super::slab::{CarveError, Geometry, Slab};
 use super::{PoolStats, StackError, os};
 
@@ -20,7 +21,8 @@ use super::{PoolStats, StackError, os};
 pub(crate) struct Shared {
     /// Immutable after build.
     pub(crate) geometry: Geometry,
-    max_stacks: Option<usize>,
+    /// How many stacks may be in use at once, shared with other pools.
+    pub(crate) budget: Option<Arc<Budget>>,
     max_cached: usize,
     state: Mutex<State>,
 }
@@ -42,17 +44,21 @@ struct State {
 }
 
 impl Shared {
-    pub(crate) fn new(geometry: Geometry, max_stacks: Option<usize>, max_cached: usize) -> Shared {
+    pub(crate) fn new(
+        geometry: Geometry,
+        budget: Option<Arc<Budget>>,
+        max_cached: usize,
+    ) -> Shared {
         Shared {
             geometry,
-            max_stacks,
+            budget,
             max_cached,
             state: Mutex::new(State::default()),
         }
     }
 
     pub(crate) fn max_stacks(&self) -> Option<usize> {
-        self.max_stacks
+        self.budget.as_ref().map(|b| b.max())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -84,14 +90,6 @@ impl Shared {
 
     /// Carves a new stack, mapping a new slab first if needed.
     fn carve(&self, state: &mut State) -> Result<usize, StackError> {
-        if let Some(max) = self.max_stacks
-            && state.carved >= max
-        {
-            return Err(StackError::BudgetExhausted {
-                max_stacks: max,
-                cached: state_cached(state),
-            });
-        }
         if state.slabs.last().is_none_or(Slab::is_full) {
             let slots = Slab::slots_for(state.slabs.len(), self.geometry.stride);
             let slab = Slab::map(&self.geometry, slots).map_err(|e| self.carve_error(state, e))?;
@@ -185,7 +183,7 @@ impl Shared {
             mappings: state.slabs.iter().map(Slab::mappings).sum(),
             guard_mode: self.geometry.mode,
             carved: state.carved,
-            max_stacks: self.max_stacks,
+            max_stacks: self.max_stacks(),
         }
     }
 }

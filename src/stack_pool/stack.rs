@@ -200,6 +200,9 @@ impl Drop for Stack {
         self.clear_owner();
         // SAFETY: `drop` runs once and `self.pool` is not used after this.
         let pool = unsafe { ManuallyDrop::take(&mut self.pool) };
+        if let Some(budget) = &pool.budget {
+            budget.release();
+        }
         cache::put(self.top.as_ptr() as usize, pool);
     }
 }
