@@ -125,11 +125,6 @@ impl<F, R> Slot<F, R> {
     pub(super) fn closure(base: NonNull<u8>) -> *mut F {
         Self::at(base).as_ptr().cast()
     }
-
-    /// The outcome's place in the slot.
-    pub(super) fn finish(base: NonNull<u8>) -> *mut Finish<R> {
-        Self::at(base).as_ptr().cast()
-    }
 }
 
 const fn max(a: usize, b: usize) -> usize {
@@ -183,7 +178,7 @@ where
     };
     // SAFETY: the closure was moved out above, so the slot is free; it is
     // above every frame of this fiber and ours until the resumer takes it.
-    unsafe { Slot::<F, R>::finish(base).write(finish) };
+    unsafe { Slot::<F, R>::at(base).cast::<Finish<R>>().write(finish) };
 }
 
 /// The `EntryFn` for closure type `F`.

@@ -29,7 +29,7 @@ fn current_task_ref() -> Option<TaskRef> {
 }
 
 /// The running fiber's fiber-local storage.
-pub(crate) fn locals_ptr() -> Option<*mut Locals> {
+pub(crate) fn locals_ptr() -> Option<*mut Option<Box<Locals>>> {
     // SAFETY: the task is running (see `current_task`); taking the field's
     // address makes no reference.
     current_task().map(|task| unsafe { &raw mut (*(*task).header.side()).locals })

@@ -116,14 +116,23 @@ impl<T: 'static> FiberLocal<T> {
     }
 }
 
-/// This fiber's value for `index`, made on first use.
+/// This fiber's value for `index`, made on first use (and the fiber's
+/// `Locals` with it).
 ///
 /// # Safety
 ///
-/// `locals` is the running fiber's `Locals`, touched by nothing else until
-/// the fiber's body ends; the returned reference must not outlive that.
-unsafe fn get_or_init<'a, T: 'static>(locals: *mut Locals, index: usize, init: fn() -> T) -> &'a T {
-    // SAFETY: the caller's contract; the borrow ends before `init` runs.
+/// `slot` is the running fiber's locals slot, touched by nothing else
+/// until the fiber's body ends; the returned reference must not outlive
+/// that. References handed out earlier point into the values' own boxes,
+/// which these borrows of the slot and of `Locals` do not touch.
+unsafe fn get_or_init<'a, T: 'static>(
+    slot: *mut Option<Box<Locals>>,
+    index: usize,
+    init: fn() -> T,
+) -> &'a T {
+    // SAFETY: the caller's contract; the borrow ends here.
+    let locals: *mut Locals = unsafe { &mut **(*slot).get_or_insert_with(Box::default) };
+    // SAFETY: as above; the borrow ends before `init` runs.
     let values: &Vec<Option<NonNull<dyn Any>>> = unsafe { &(*locals).values };
     let existing = values.get(index).copied().flatten();
     let value = match existing {

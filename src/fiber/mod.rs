@@ -123,7 +123,7 @@ impl Fiber {
     /// The name given with [`Builder::name`] (for a thread: its name).
     pub fn name(&self) -> Option<&str> {
         match &self.inner {
-            Inner::Task(task) => task.header.name.as_deref(),
+            Inner::Task(task) => task.header.name(),
             Inner::Thread(thread, _) => thread.name(),
         }
     }

@@ -38,7 +38,7 @@ use std::sync::atomic::AtomicU64;
 use super::FiberId;
 use super::local::Locals;
 use super::state::State;
-use crate::coroutine::{self, Coroutine, Yielder};
+use crate::coroutine::{self, RawCoroutine, Yielder};
 use crate::sched::WorkerShared;
 use crate::stack_pool::{StackError, StackPool};
 
@@ -113,7 +113,7 @@ pub(crate) trait Body: Send + Sync + 'static {
 /// the thread-local rule in `DESIGN.md`), so the values on its stack never
 /// see another thread, unless the runtime was built with the `unsafe`
 /// migration opt-in, whose caller accepted exactly that.
-pub(crate) struct FiberContext(pub(crate) Coroutine<(), Reason, BodyEnd>);
+pub(crate) struct FiberContext(pub(crate) RawCoroutine<(), Reason, BodyEnd>);
 
 // SAFETY: see the type's documentation: the coroutine is only resumed on
 // one thread at a time, and only moves threads under the unsafe opt-in.
@@ -123,17 +123,23 @@ unsafe impl Send for FiberContext {}
 pub(crate) struct FiberSide {
     /// The fiber's yielder, on its own stack; set when the body starts.
     pub(crate) yielder: *const Yielder<(), Reason>,
-    /// Fiber-local storage.
-    pub(crate) locals: Locals,
+    /// Fiber-local storage, made on first use (most fibers have none).
+    pub(crate) locals: Option<Box<Locals>>,
+}
+
+/// What few tasks have, kept out of line so that every other task is
+/// smaller (an idle actor costs its header, whatever it is).
+struct Extras {
+    name: Option<Box<str>>,
+    pool: Option<StackPool>,
 }
 
 /// What every task starts with; see the module doc for the access rules.
 pub(crate) struct Header {
     pub(crate) state: State,
     pub(crate) id: FiberId,
-    pub(crate) name: Option<Box<str>>,
-    /// The pool this task's stacks come from; `None`: the runtime's.
-    pub(crate) pool: Option<StackPool>,
+    /// The name and the stack pool, for tasks that have either.
+    extras: Option<Box<Extras>>,
     /// Bumped when a timed park returns, so a timer armed by an earlier
     /// park that fires late does not wake a later one. The fiber and its
     /// home worker (the same thread) use it; atomic for the migration
@@ -162,17 +168,26 @@ impl Header {
         Header {
             state,
             id: FiberId::next(),
-            name,
-            pool,
+            extras: (name.is_some() || pool.is_some()).then(|| Box::new(Extras { name, pool })),
             timer_seq: AtomicU64::new(0),
             fiber: UnsafeCell::new(None),
             home: UnsafeCell::new(ptr::null()),
             slot: UnsafeCell::new(usize::MAX),
             side: UnsafeCell::new(FiberSide {
                 yielder: ptr::null(),
-                locals: Locals::default(),
+                locals: None,
             }),
         }
+    }
+
+    /// The name given at spawn, if any.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.extras.as_ref()?.name.as_deref()
+    }
+
+    /// The pool this task's stacks come from; `None`: the runtime's.
+    pub(crate) fn pool(&self) -> Option<&StackPool> {
+        self.extras.as_ref()?.pool.as_ref()
     }
 
     /// The fiber, for the claimant.
@@ -256,7 +271,7 @@ impl fmt::Debug for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
             .field("id", &self.id)
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("state", &self.state.load().name())
             .finish()
     }
@@ -289,12 +304,7 @@ pub(crate) fn make_fiber(
     // coroutine: the coroutine is stored in that header and dropped (or its
     // body returns) before the header is.
     let coroutine = unsafe {
-        Coroutine::with_owner(
-            stack,
-            task.header.id.as_u64(),
-            task.header.name.as_deref(),
-            body,
-        )?
+        RawCoroutine::with_owner(stack, task.header.id.as_u64(), task.header.name(), body)?
     };
     Ok(FiberContext(coroutine))
 }

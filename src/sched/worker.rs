@@ -275,7 +275,7 @@ impl Worker {
                 task.header.state.transition_to_complete();
                 return;
             }
-            let pool = task.header.pool.as_ref().unwrap_or(&self.shared.pool);
+            let pool = task.header.pool().unwrap_or(&self.shared.pool);
             let stack = match pool.get() {
                 Ok(stack) => stack,
                 Err(err) => {
@@ -525,7 +525,7 @@ fn cancel_unstarted_claimed(task: TaskRef) {
 /// A fiber that cannot start has no other way to be heard if nobody joins
 /// it: say so on stderr, with the fix the stack error names.
 fn report_no_stack(task: &TaskRef, err: &crate::stack_pool::StackError) {
-    match &task.header.name {
+    match task.header.name() {
         Some(name) => eprintln!("weft: fiber '{name}' could not start: {err}"),
         None => eprintln!("weft: fiber {} could not start: {err}", task.header.id),
     }

@@ -1,0 +1,247 @@
+//! The core of a coroutine: its stack, where it resumes, and the
+//! operations of its closure type: 32 bytes. [`Coroutine`] wraps it with
+//! an id and a name; the scheduler keeps one inline in every task.
+//!
+//! [`Coroutine`]: super::Coroutine
+
+use std::io;
+use std::marker::PhantomData;
+use std::mem::{self, MaybeUninit};
+use std::ptr::NonNull;
+
+use super::entry::{CONTINUE, Finish, Slot, UNWIND, drop_unstarted, entry_fn, offer, take};
+use super::{CoroutineResult, Yielder};
+use crate::arch::{self, StackPointer};
+use crate::stack_pool::Stack;
+
+/// Bytes of stack a closure must leave free below itself: its slot is on
+/// the coroutine's own stack, and the body needs room to run.
+const MIN_FREE_STACK: usize = 8 * 1024;
+
+/// The operations that depend on the closure's type, one static table per
+/// closure type. Type-erased (no type parameter), so that it can be
+/// `'static` whatever the coroutine's value types.
+struct Vtable {
+    /// Drops the closure in place, if the fiber never started (after the
+    /// first resume, the fiber owns the closure).
+    drop_closure: unsafe fn(NonNull<u8>),
+    /// Where the body's outcome (a `Finish<Return>`) is left on the stack
+    /// when it ends.
+    finish: fn(NonNull<u8>) -> NonNull<u8>,
+}
+
+/// The finish slot of closure type `F`, as `Vtable::finish` wants it.
+fn finish_slot<F, R>(base: NonNull<u8>) -> NonNull<u8> {
+    Slot::<F, R>::at(base)
+}
+
+/// Makes a type `!Send` and `!Sync` inside a `PhantomData`.
+type NotSend = *mut ();
+
+/// The value types of a coroutine, inside a `PhantomData`: it takes
+/// `Input`s and produces `Yield`s and a `Return`.
+type ValueTypes<Input, Yield, Return> = fn(Input) -> CoroutineResult<Yield, Return>;
+
+/// A coroutine without identity; see the module doc.
+pub(crate) struct RawCoroutine<Input, Yield, Return> {
+    /// The stack; `None` once the body has ended (it went back to its pool).
+    stack: Option<Stack>,
+    /// Where the next resume enters; `Some` exactly while `stack` is.
+    sp: Option<StackPointer>,
+    vtable: &'static Vtable,
+    /// `!Send`/`!Sync`, and the coroutine's value types.
+    _marker: PhantomData<(NotSend, ValueTypes<Input, Yield, Return>)>,
+}
+
+impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
+    /// A coroutine running `body` on `stack`, which the overflow handler
+    /// reports as `id` / `name`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `body` is so large that less than 8 KiB of the
+    /// stack would be left to run it.
+    ///
+    /// # Safety
+    ///
+    /// `name`'s bytes stay valid until the coroutine is dropped or its body
+    /// has returned.
+    pub(crate) unsafe fn with_owner<F>(
+        stack: Stack,
+        id: u64,
+        name: Option<&str>,
+        body: F,
+    ) -> io::Result<Self>
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+    {
+        let base = stack.base();
+        let slot = Slot::<F, Return>::at(base);
+        let used = base.as_ptr() as usize - slot.as_ptr() as usize;
+        let usable = base.as_ptr() as usize - stack.limit().as_ptr() as usize;
+        if used.saturating_add(MIN_FREE_STACK) > usable {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a coroutine's closure of {} bytes leaves less than {} KiB of its {} KiB stack: \\
+                     box the large captures or use a larger stack",
+                    mem::size_of::<F>(),
+                    MIN_FREE_STACK / 1024,
+                    usable / 1024
+                ),
+            ));
+        }
+        // SAFETY: the caller keeps the name valid until the stack is
+        // released (`release_stack` clears the owner first).
+        unsafe { stack.set_owner(id, name) };
+        // SAFETY: the slot lies below the root and above `limit` with
+        // MIN_FREE_STACK to spare (checked above), is aligned for F, and the
+        // stack is ours alone.
+        unsafe { Slot::<F, Return>::closure(base).write(body) };
+        // SAFETY: `base` and the slot are 16-byte aligned (stack pool
+        // contract, Slot::at), the slot is below `base - ROOT_SIZE`, and the
+        // stack is ours. Fiber frames start below the slot.
+        let sp = unsafe { arch::init(base, slot, entry_fn::<F, Input, Yield, Return>()) };
+        Ok(RawCoroutine {
+            stack: Some(stack),
+            sp: Some(sp),
+            vtable: const {
+                &Vtable {
+                    drop_closure: drop_unstarted::<F, Return>,
+                    finish: finish_slot::<F, Return>,
+                }
+            },
+            _marker: PhantomData,
+        })
+    }
+
+    /// The stack's base while the coroutine has a stack.
+    #[inline]
+    fn base(&self) -> NonNull<u8> {
+        self.stack
+            .as_ref()
+            .expect("a coroutine that can run has its stack")
+            .base()
+    }
+
+    /// See [`Coroutine::resume`](super::Coroutine::resume).
+    #[inline]
+    pub(crate) fn resume(&mut self, input: Input) -> CoroutineResult<Yield, Return> {
+        let Some(sp) = self.sp else {
+            panic!("weft: Coroutine::resume called on a coroutine whose body has already returned");
+        };
+        let base = self.base();
+        let mut input = MaybeUninit::new(input);
+        // SAFETY: `sp` was produced by `init` or the last resume of this
+        // stack (it is `Some` only while we hold the stack, and is replaced
+        // below before `resume` can run again: `&mut self` rules out a
+        // nested call). The fiber is not running, and we own the stack until
+        // `release_stack`. The fiber moves `input` out before it switches
+        // back.
+        let (word, next) = unsafe { arch::resume(offer(&mut input), CONTINUE, sp, base) };
+        self.sp = next;
+        if next.is_some() {
+            // SAFETY: a suspending fiber offers its value; it cannot run
+            // again before we have moved it out.
+            return CoroutineResult::Yield(unsafe { take::<Yield>(word) });
+        }
+        self.finish()
+    }
+
+    /// The end of the body, seen from the last `resume`: out of line, so
+    /// that the inlined resume stays small.
+    #[inline(never)]
+    fn finish(&mut self) -> CoroutineResult<Yield, Return> {
+        match self.take_finish() {
+            Finish::Return(value) => CoroutineResult::Return(value),
+            Finish::Panic(payload) => std::panic::resume_unwind(payload),
+            Finish::Unwound => {
+                unreachable!("weft: a fiber unwound without being asked to")
+            }
+        }
+    }
+
+    /// Moves the outcome out of the slot of a fiber that has just exited,
+    /// then gives the stack back to its pool.
+    fn take_finish(&mut self) -> Finish<Return> {
+        // SAFETY: the fiber exited (resume returned no stack pointer), and
+        // its entry wrote the outcome into the slot before exiting; we read
+        // it once, before the stack can be reused.
+        let finish = unsafe {
+            (self.vtable.finish)(self.base())
+                .cast::<Finish<Return>>()
+                .read()
+        };
+        self.release_stack();
+        finish
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.sp.is_none()
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        match self.sp {
+            // SAFETY: while `sp` is set we hold the stack `init` prepared,
+            // and `&self` means the fiber is not running.
+            Some(_) => unsafe { arch::entered(self.base()) },
+            None => true,
+        }
+    }
+
+    pub(crate) fn stack(&self) -> Option<&Stack> {
+        self.stack.as_ref()
+    }
+
+    /// Gives the stack back to its pool.
+    fn release_stack(&mut self) {
+        if let Some(stack) = self.stack.take() {
+            stack.clear_owner();
+        }
+    }
+}
+
+impl<Input, Yield, Return> Drop for RawCoroutine<Input, Yield, Return> {
+    fn drop(&mut self) {
+        let Some(sp) = self.sp.take() else {
+            return;
+        };
+        let base = self.base();
+        // SAFETY: while `sp` was set we held the stack `init` prepared, and
+        // the fiber is not running.
+        if !unsafe { arch::entered(base) } {
+            // SAFETY: never resumed, so the closure is still in its slot and
+            // nobody else will touch it.
+            unsafe { (self.vtable.drop_closure)(base) };
+            self.release_stack();
+            return;
+        }
+        // Ask the fiber to unwind. A body that catches the unwind and
+        // suspends again is asked again (its value is dropped), until it
+        // exits.
+        let mut sp = sp;
+        loop {
+            // SAFETY: as in `resume`: `sp` is the suspended fiber's, used once.
+            let (word, next) = unsafe { arch::resume(arch::Word::uninit(), UNWIND, sp, base) };
+            match next {
+                Some(next) => {
+                    // SAFETY: a suspending fiber offers its value, which
+                    // nobody has taken; we drop it.
+                    drop(unsafe { take::<Yield>(word) });
+                    sp = next;
+                }
+                None => break,
+            }
+        }
+        if let Finish::Panic(payload) = self.take_finish() {
+            // The body caught our unwind and then panicked with its own
+            // payload: report it like a panic from `resume`, unless this
+            // thread is already unwinding (a second panic would abort).
+            if std::thread::panicking() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload)));
+            } else {
+                std::panic::resume_unwind(payload);
+            }
+        }
+    }
+}
