@@ -1,7 +1,7 @@
 //! A TCP echo server: one fiber per connection, each a plain blocking
 //! read/write loop.
 //!
-//! Run: `cargo run --release --example echo_server -- [ADDR] [--workers N]`
+//! Run: `cargo run --release --example echo_server -- [ADDR] [--workers N] [--migrate]`
 //! (default `127.0.0.1:7000`, one worker per CPU). It serves until killed;
 //! drive it with `cargo run --release --example loadgen -- echo 127.0.0.1:7000`.
 
@@ -11,10 +11,13 @@ use weft::net::{TcpListener, TcpStream};
 
 fn main() {
     let args = Args::parse();
-    let rt = weft::Runtime::builder()
-        .workers(args.workers)
-        .build()
-        .expect("start the runtime");
+    let mut builder = weft::Runtime::builder().workers(args.workers);
+    if args.migrate {
+        // SAFETY: the handlers keep no thread-local references, std guards
+        // or !Send values across blocking points.
+        builder = unsafe { builder.migrate_started_fibers(true) };
+    }
+    let rt = builder.build().expect("start the runtime");
     let listener = TcpListener::bind(&args.addr).expect("bind");
     println!(
         "echo server on {} ({} workers)",
@@ -51,6 +54,8 @@ fn serve(mut conn: TcpStream) {
 struct Args {
     addr: String,
     workers: usize,
+    /// `--migrate`: the unsafe opt-in that lets started fibers move.
+    migrate: bool,
 }
 
 impl Args {
@@ -58,6 +63,7 @@ impl Args {
         let mut args = Args {
             addr: "127.0.0.1:7000".to_owned(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            migrate: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -65,6 +71,7 @@ impl Args {
                 "--workers" => {
                     args.workers = it.next().and_then(|v| v.parse().ok()).expect("--workers N")
                 }
+                "--migrate" => args.migrate = true,
                 _ => args.addr = arg,
             }
         }

@@ -2,7 +2,7 @@
 //! minimal parsing (a request ends at its blank line; bodies are not
 //! supported), enough for wrk and for weft's load generator.
 //!
-//! Run: `cargo run --release --example http_hello -- [ADDR] [--workers N]`
+//! Run: `cargo run --release --example http_hello -- [ADDR] [--workers N] [--migrate]`
 //! (default `127.0.0.1:8080`). Then `wrk -t2 -c100 -d10s http://127.0.0.1:8080/`
 //! or `cargo run --release --example loadgen -- http 127.0.0.1:8080`.
 
@@ -15,10 +15,13 @@ const RESPONSE: &[u8] =
 
 fn main() {
     let args = Args::parse();
-    let rt = weft::Runtime::builder()
-        .workers(args.workers)
-        .build()
-        .expect("start the runtime");
+    let mut builder = weft::Runtime::builder().workers(args.workers);
+    if args.migrate {
+        // SAFETY: the handlers keep no thread-local references, std guards
+        // or !Send values across blocking points.
+        builder = unsafe { builder.migrate_started_fibers(true) };
+    }
+    let rt = builder.build().expect("start the runtime");
     let listener = TcpListener::bind(&args.addr).expect("bind");
     println!(
         "http server on http://{}/ ({} workers)",
@@ -95,6 +98,8 @@ fn wants_close(head: &[u8]) -> bool {
 struct Args {
     addr: String,
     workers: usize,
+    /// `--migrate`: the unsafe opt-in that lets started fibers move.
+    migrate: bool,
 }
 
 impl Args {
@@ -102,6 +107,7 @@ impl Args {
         let mut args = Args {
             addr: "127.0.0.1:8080".to_owned(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            migrate: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -109,6 +115,7 @@ impl Args {
                 "--workers" => {
                     args.workers = it.next().and_then(|v| v.parse().ok()).expect("--workers N")
                 }
+                "--migrate" => args.migrate = true,
                 _ => args.addr = arg,
             }
         }

@@ -122,9 +122,17 @@ fn client(mode: Mode, addr: &str, size: usize, measuring: &AtomicBool, stop: &At
 }
 
 fn read_echo(conn: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> io::Result<()> {
-    let reply = &mut buf[..request.len()];
-    conn.read_exact(reply)?;
-    if reply != request {
+    // Read into the whole buffer, not exactly the reply's length: a short
+    // read tells weft the socket is drained, which saves a syscall.
+    let mut filled = 0;
+    while filled < request.len() {
+        let n = conn.read(&mut buf[filled..])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        filled += n;
+    }
+    if &buf[..filled] != request {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "echo differs"));
     }
     Ok(())

@@ -231,15 +231,17 @@ macro_rules! stream_io {
     ($weft:ident) => {
         impl std::io::Read for &$weft {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let len = buf.len();
                 self.source
-                    .do_io(Direction::Read, |s| std::io::Read::read(&mut &*s, buf))
+                    .do_stream_io(Direction::Read, len, |s| std::io::Read::read(&mut &*s, buf))
             }
 
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
-                self.source.do_io(Direction::Read, |s| {
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.source.do_stream_io(Direction::Read, len, |s| {
                     std::io::Read::read_vectored(&mut &*s, bufs)
                 })
             }
@@ -248,13 +250,15 @@ macro_rules! stream_io {
         impl std::io::Write for &$weft {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 let fd = self.source.fd();
-                self.source.do_io(Direction::Write, |_| sys::send(fd, buf))
+                self.source
+                    .do_stream_io(Direction::Write, buf.len(), |_| sys::send(fd, buf))
             }
 
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 let fd = self.source.fd();
+                let len = bufs.iter().map(|b| b.len()).sum();
                 self.source
-                    .do_io(Direction::Write, |_| sys::send_vectored(fd, bufs))
+                    .do_stream_io(Direction::Write, len, |_| sys::send_vectored(fd, bufs))
             }
 
             fn flush(&mut self) -> std::io::Result<()> {

@@ -8,8 +8,11 @@
 //! event says "the socket became ready", once, and the next event comes
 //! only after the socket was drained to `WouldBlock`. So:
 //!
-//! 1. an operation reads the word (a *snapshot*), then tries the syscall;
-//! 2. on `WouldBlock` it clears its direction's bit, but only if the tick
+//! 1. an operation reads the word (a *snapshot*), then tries the syscall
+//!    if the snapshot says its direction is ready (a fresh registration
+//!    is ready both ways);
+//! 2. on `WouldBlock` (or a short stream transfer, which says the same:
+//!    see `source.rs`) it clears its direction's bit, but only if the tick
 //!    is still the snapshot's: an event that arrived between the snapshot
 //!    and the clear (after the syscall saw no data, before the fiber
 //!    parks) has moved the tick, keeps its bit, and the operation retries
@@ -103,9 +106,11 @@ impl Waiters {
 }
 
 impl ScheduledIo {
+    /// A fresh registration counts as ready both ways: nothing has said
+    /// otherwise yet, so the first operation tries its syscall.
     pub(crate) fn new() -> ScheduledIo {
         ScheduledIo {
-            readiness: AtomicUsize::new(0),
+            readiness: AtomicUsize::new(READABLE | WRITABLE),
             waiters: Mutex::new(Waiters::default()),
         }
     }
@@ -146,7 +151,12 @@ impl ScheduledIo {
     }
 
     fn is_ready(&self, direction: Direction) -> bool {
-        self.readiness.load(Ordering::Acquire) & direction.ready_mask() != 0
+        self.is_ready_in(direction, self.readiness.load(Ordering::Acquire))
+    }
+
+    /// Whether `snapshot` says `direction` is ready.
+    pub(crate) fn is_ready_in(&self, direction: Direction, snapshot: usize) -> bool {
+        snapshot & direction.ready_mask() != 0
     }
 
     /// Parks the caller until `direction` is ready, `deadline` passes
@@ -289,9 +299,16 @@ mod tests {
     #[test]
     fn read_closed_stays_ready() {
         let io = ScheduledIo::new();
+        io.clear(Direction::Write, io.snapshot());
         io.set_ready(READABLE | READ_CLOSED, &mut Vec::new());
         io.clear(Direction::Read, io.snapshot());
         assert!(io.is_ready(Direction::Read));
         assert!(!io.is_ready(Direction::Write));
+    }
+
+    #[test]
+    fn a_fresh_registration_is_ready_both_ways() {
+        let io = ScheduledIo::new();
+        assert!(io.is_ready(Direction::Read) && io.is_ready(Direction::Write));
     }
 }

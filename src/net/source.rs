@@ -125,23 +125,61 @@ impl<S: AsRawFd> Source<S> {
     pub(crate) fn do_io<R>(
         &self,
         direction: Direction,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.do_io_until_drained(direction, op, |_| false)
+    }
+
+    /// [`do_io`](Self::do_io) for a stream read or write of `len` bytes: a
+    /// short transfer (`0 < n < len`) is the kernel saying the receive
+    /// buffer is now empty (or the send buffer full), so the direction is
+    /// marked not ready, as `WouldBlock` would have; the next operation
+    /// then parks at once, unless an event came since, instead of making a
+    /// syscall that would only say `WouldBlock` (tokio and may do the same:
+    /// it saves one `recv` per request-response round trip).
+    pub(crate) fn do_stream_io(
+        &self,
+        direction: Direction,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.do_io_until_drained(direction, op, |&n| n > 0 && n < len)
+    }
+
+    /// The operation loop. The syscall is tried first, unless the last
+    /// one on this direction proved it not ready (`WouldBlock`, or a short
+    /// stream transfer) and no event has come since: then the caller
+    /// parks first. A fresh registration counts as ready.
+    fn do_io_until_drained<R>(
+        &self,
+        direction: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
         let Some(reg) = self.registration()? else {
             return self.do_blocking(direction, op);
         };
+        let nonblocking = self.nonblocking.load(Ordering::Relaxed);
         let mut deadline: Option<Option<Instant>> = None;
         loop {
             let snapshot = reg.io.snapshot();
-            match op(&self.sock) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                result => return result,
+            if nonblocking || reg.io.is_ready_in(direction, snapshot) {
+                match op(&self.sock) {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(done) => {
+                        if drained(&done) {
+                            reg.io.clear(direction, snapshot);
+                        }
+                        return Ok(done);
+                    }
+                    Err(err) => return Err(err),
+                }
+                if nonblocking {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                reg.io.clear(direction, snapshot);
             }
-            if self.nonblocking.load(Ordering::Relaxed) {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            reg.io.clear(direction, snapshot);
             let deadline = *deadline.get_or_insert_with(|| {
                 self.timeout(direction)
                     .and_then(|t| Instant::now().checked_add(t))
