@@ -143,6 +143,10 @@ impl<S: AsRawFd> Source<S> {
         len: usize,
         op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        if len == 0 {
+            // As std: an empty buffer transfers nothing, at once.
+            return Ok(0);
+        }
         self.do_io_until_drained(direction, op, |&n| n > 0 && n < len)
     }
 
@@ -156,8 +160,18 @@ impl<S: AsRawFd> Source<S> {
         mut op: impl FnMut(&S) -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        let Some(reg) = self.registration()? else {
-            return self.do_blocking(direction, op);
+        let reg = loop {
+            match self.registration()? {
+                Some(reg) => break reg,
+                None => match self.do_blocking(direction, &mut op) {
+                    // Another thread registered the socket (made it
+                    // non-blocking) while this one was using it as a std
+                    // socket: go on in the registered mode.
+                    Err(err)
+                        if err.kind() == io::ErrorKind::WouldBlock && self.reg.get().is_some() => {}
+                    result => return result,
+                },
+            }
         };
         let nonblocking = self.nonblocking.load(Ordering::Relaxed);
         let mut deadline: Option<Option<Instant>> = None;
@@ -193,11 +207,15 @@ impl<S: AsRawFd> Source<S> {
     fn do_blocking<R>(
         &self,
         direction: Direction,
-        mut op: impl FnMut(&S) -> io::Result<R>,
+        op: &mut impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         loop {
             match op(&self.sock) {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                // Registered meanwhile by another thread: the caller retries.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock && self.reg.get().is_some() => {
+                    return Err(err);
+                }
                 Err(err)
                     if err.kind() == io::ErrorKind::WouldBlock
                         && !self.nonblocking.load(Ordering::Relaxed)
