@@ -6,8 +6,9 @@
 //! while another writes it (or many fibers read it). Under them is one
 //! reactor per runtime (a `mio::Poll`, see `reactor.rs`): an operation
 //! tries its syscall first and parks the calling fiber only when the
-//! syscall says `WouldBlock`; the reactor unparks it when the socket
-//! becomes ready.
+//! syscall says `WouldBlock` (or, for a stream, when the previous read or
+//! write came back short, which says the same, and nothing happened
+//! since); the reactor unparks it when the socket becomes ready.
 //!
 //! ```
 //! use std::io::{Read, Write};

@@ -6,7 +6,11 @@
 //! - *Registered*: the fd is non-blocking and registered with a runtime's
 //!   reactor. An operation tries the syscall first and parks the caller
 //!   (a fiber, or a plain thread) only on `WouldBlock`; timeouts are
-//!   deadlines on the park.
+//!   deadlines on the park. One refinement: when the last syscall in that
+//!   direction already said the socket was drained (`WouldBlock`, or a
+//!   short stream read or write) and no event has come since, the next
+//!   operation parks first instead of asking again (see
+//!   [`Source::do_stream_io`]).
 //! - *Unregistered*: the socket was made, and so far only used, off any
 //!   runtime. It is a plain blocking std socket and behaves exactly as
 //!   std's (timeouts are `SO_RCVTIMEO`/`SO_SNDTIMEO`).
