@@ -608,3 +608,93 @@ fn peer_close_while_parked_on_read() {
     drop(rt);
     base.check("peer close while parked", Duration::from_secs(2));
 }
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// 6.10 (shortened): SIGUSR1 without SA_RESTART hits every worker thread
+/// every millisecond during an echo load; epoll_wait's EINTR is retried and
+/// no request fails.
+#[test]
+fn epoll_eintr_storm() {
+    let _serial = serial();
+    let _dog = watchdog("eintr_storm", Duration::from_secs(30));
+    let base = Baseline::take();
+    // SAFETY: installs a handler that does nothing (async-signal-safe),
+    // without SA_RESTART so that blocking syscalls return EINTR.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = 0;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let rt = runtime(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = Arc::new(AtomicUsize::new(0));
+    let storm = {
+        let (stop, signals) = (stop.clone(), signals.clone());
+        std::thread::spawn(move || {
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() };
+            while !stop.load(Ordering::Relaxed) {
+                for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                    let comm =
+                        std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                    if !comm.starts_with("weft") {
+                        continue;
+                    }
+                    let tid: libc::c_long = task.file_name().to_string_lossy().parse().unwrap();
+                    // SAFETY: tgkill to a thread of our own process; the
+                    // handler installed above ignores the signal.
+                    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
+                    signals.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let (round_trips, errors) = rt.block_on(|| {
+        let addr = spawn_echo_server();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let clients: Vec<_> = (0..50)
+            .map(|_| {
+                weft::spawn(move || {
+                    let mut conn = TcpStream::connect(addr).unwrap();
+                    let (mut done, mut errors) = (0usize, 0usize);
+                    let mut reply = [0u8; 64];
+                    while Instant::now() < deadline {
+                        let ok = conn.write_all(&[9u8; 64]).is_ok()
+                            && conn.read_exact(&mut reply).is_ok();
+                        if ok {
+                            done += 1
+                        } else {
+                            errors += 1;
+                            break;
+                        }
+                        // Mostly idle: the workers wait in epoll_wait,
+                        // where the signals land.
+                        weft::sleep(Duration::from_millis(2));
+                    }
+                    (done, errors)
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    stop.store(true, Ordering::Relaxed);
+    storm.join().unwrap();
+    println!(
+        "eintr storm: {} signals to the workers; {round_trips} round trips over 50 connections, {errors} errors",
+        signals.load(Ordering::Relaxed)
+    );
+    assert_eq!(errors, 0);
+    assert!(round_trips > 1000, "{round_trips}");
+    drop(rt);
+    base.check("eintr storm", Duration::from_secs(2));
+}
