@@ -34,6 +34,7 @@ pub mod coroutine;
 mod error;
 pub mod fiber;
 mod loom;
+pub mod net;
 pub mod runtime;
 mod sched;
 pub mod stack_pool;

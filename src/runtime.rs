@@ -8,6 +8,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
@@ -17,7 +18,9 @@ use std::time::Duration;
 
 use crate::fiber::JoinHandle;
 use crate::loom::available_parallelism;
+use crate::net::Reactor;
 use crate::sched::blocking::BlockingPool;
+use crate::sched::driver::Driver;
 use crate::sched::worker::{self, Worker};
 use crate::sched::{Config, Shared};
 use crate::stack_pool::StackPool;
@@ -161,7 +164,11 @@ impl Builder {
             thread_name_prefix: self.thread_name,
             migrate: self.migrate,
         };
-        let (shared, locals) = Shared::new(config, pool, blocking, None);
+        // The reactor: one mio::Poll, driven by the workers (see net).
+        let reactor = Arc::new(Reactor::new()?);
+        let driver: Arc<dyn Driver> = reactor.clone();
+        let io: Arc<dyn Any + Send + Sync> = reactor.clone();
+        let (shared, locals) = Shared::new(config, pool, blocking, Some(driver), Some(io));
         let mut threads = Vec::with_capacity(workers);
         for (index, local) in locals.into_iter().enumerate() {
             let worker_shared = Arc::clone(&shared);
@@ -177,6 +184,7 @@ impl Builder {
                     drop(Runtime {
                         handle: Handle { shared },
                         threads,
+                        reactor,
                     });
                     return Err(err);
                 }
@@ -185,6 +193,7 @@ impl Builder {
         Ok(Runtime {
             handle: Handle { shared },
             threads,
+            reactor,
         })
     }
 }
@@ -201,6 +210,8 @@ fn invalid(message: &str) -> io::Error {
 pub struct Runtime {
     handle: Handle,
     threads: Vec<thread::JoinHandle<()>>,
+    /// The runtime's reactor, told first when the runtime shuts down.
+    reactor: Arc<Reactor>,
 }
 
 impl Runtime {
@@ -265,6 +276,9 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         let on_own_worker = worker::with_current(|w| w.is_some_and(|w| w.belongs_to(shared)));
+        // Sockets stop waiting: a thread blocked on one gets an error; a
+        // fiber parks until its worker unwinds it.
+        self.reactor.shutdown();
         shared.begin_shutdown();
         if on_own_worker {
             // A fiber of this runtime drops it: joining our own thread would

@@ -43,6 +43,7 @@ pub(crate) mod worker;
 #[cfg(test)]
 mod tests;
 
+use std::any::Any;
 use std::sync::{Arc, Weak};
 
 use self::blocking::BlockingPool;
@@ -82,6 +83,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// The I/O driver (the reactor), if the runtime has one.
     pub(crate) driver: Option<DriverGate>,
+    /// The same reactor as its own layer sees it (`net` downcasts it):
+    /// sched never looks inside.
+    pub(crate) io: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 /// The part of a worker other threads see.
@@ -113,6 +117,7 @@ impl Shared {
         pool: StackPool,
         blocking: BlockingPool,
         driver: Option<Arc<dyn Driver>>,
+        io: Option<Arc<dyn Any + Send + Sync>>,
     ) -> (Arc<Shared>, Vec<LocalQueue<TaskRef>>) {
         static NEXT_RUNTIME_ID: std::sync::atomic::AtomicUsize =
             std::sync::atomic::AtomicUsize::new(1);
@@ -144,6 +149,7 @@ impl Shared {
             blocking,
             config,
             driver: driver.map(DriverGate::new),
+            io,
         });
         (shared, locals)
     }

@@ -1,0 +1,721 @@
+//! [`TcpListener`] and [`TcpStream`]: std's, parking the fiber.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::reactor::Reactor;
+use super::registration::Direction;
+use super::source::{Source, check_timeout};
+use super::{accept_with_backoff, fd_conversions, stream_io, sys};
+
+/// A TCP socket server, listening for connections: `std::net::TcpListener`
+/// whose [`accept`](Self::accept) parks the fiber.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use weft::net::{TcpListener, TcpStream};
+///
+/// weft::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     weft::spawn(move || {
+///         for conn in listener.incoming().take(1) {
+///             conn.unwrap().write_all(b"hi").unwrap();
+///         }
+///     });
+///     let mut reply = String::new();
+///     TcpStream::connect(addr).unwrap().read_to_string(&mut reply).unwrap();
+///     assert_eq!(reply, "hi");
+/// });
+/// ```
+pub struct TcpListener {
+    source: Source<std::net::TcpListener>,
+}
+
+/// A TCP connection: `std::net::TcpStream` whose reads, writes and connects
+/// park the fiber. `Read` and `Write` are implemented for `&TcpStream`
+/// too, so fibers may share one stream (one reading while another writes,
+/// or several reading).
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::sync::Arc;
+/// use weft::net::{TcpListener, TcpStream};
+///
+/// weft::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     weft::spawn(move || {
+///         let (conn, _) = listener.accept().unwrap();
+///         std::io::copy(&mut &conn, &mut &conn).unwrap(); // echo until EOF
+///     });
+///     let stream = Arc::new(TcpStream::connect(addr).unwrap());
+///     let writer = {
+///         let stream = stream.clone();
+///         weft::spawn(move || {
+///             (&*stream).write_all(b"ping").unwrap();
+///             stream.shutdown(std::net::Shutdown::Write).unwrap();
+///         })
+///     };
+///     let mut echoed = Vec::new();
+///     (&*stream).read_to_end(&mut echoed).unwrap();
+///     writer.join().unwrap();
+///     assert_eq!(echoed, b"ping");
+/// });
+/// ```
+pub struct TcpStream {
+    source: Source<std::net::TcpStream>,
+}
+
+/// An endless iterator over a listener's connections
+/// ([`TcpListener::incoming`]).
+///
+/// ```
+/// weft::run(|| {
+///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     weft::spawn(move || weft::net::TcpStream::connect(addr).unwrap());
+///     let incoming: weft::net::Incoming<'_> = listener.incoming();
+///     let conn = incoming.take(1).next().unwrap().unwrap();
+///     assert_eq!(conn.local_addr().unwrap(), addr);
+/// });
+/// ```
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl TcpListener {
+    /// Binds to `addr` and listens, as `std::net::TcpListener::bind` does
+    /// (with `SO_REUSEADDR`), but with a backlog of 4096 (capped by
+    /// `net.core.somaxconn`) instead of std's 128, so bursts of connects
+    /// are not dropped.
+    ///
+    /// # Errors
+    ///
+    /// As std's: the address is in use, cannot be resolved, and so on.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     assert!(listener.local_addr().unwrap().port() != 0);
+    /// });
+    /// ```
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        sys::raise_backlog(listener.as_raw_fd())?;
+        Ok(TcpListener::from(listener))
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    /// The fiber parks while none is pending. Out of descriptors
+    /// (`EMFILE` and kin), it backs off and retries instead of failing
+    /// (see the [module documentation](super)).
+    ///
+    /// # Errors
+    ///
+    /// As std's, except the descriptor shortages above; in non-blocking
+    /// mode, `WouldBlock` when no connection is pending.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let client = weft::spawn(move || weft::net::TcpStream::connect(addr).unwrap());
+    ///     let (_conn, peer) = listener.accept().unwrap();
+    ///     assert_eq!(peer, client.join().unwrap().local_addr().unwrap());
+    /// });
+    /// ```
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = accept_with_backoff(
+            &self.source,
+            std::net::TcpListener::accept,
+            self.source.is_nonblocking(),
+        )?;
+        Ok((TcpStream::accepted(stream, &self.source)?, peer))
+    }
+
+    /// An endless iterator of [`accept`](Self::accept)'s connections.
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let clients: Vec<_> = (0..3)
+    ///         .map(|_| weft::spawn(move || weft::net::TcpStream::connect(addr).unwrap()))
+    ///         .collect();
+    ///     for conn in listener.incoming().take(3) {
+    ///         conn.unwrap().write_all(b"welcome").unwrap();
+    ///     }
+    ///     for client in clients {
+    ///         client.join().unwrap();
+    ///     }
+    /// });
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.local_addr()?.ip().is_loopback());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get().local_addr()
+    }
+
+    /// Another handle to the same listening socket (a duplicated fd, with
+    /// its own registration).
+    ///
+    /// # Errors
+    ///
+    /// As std's (`EMFILE` when out of descriptors).
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let other = listener.try_clone()?;
+    /// assert_eq!(listener.local_addr()?, other.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let clone = TcpListener::from(self.source.get().try_clone()?);
+        self.source.copy_settings_to(&clone.source);
+        Ok(clone)
+    }
+
+    /// Sets `IP_TTL` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_ttl(42)?;
+    /// assert_eq!(listener.ttl()?, 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.ttl()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get().ttl()
+    }
+
+    /// Takes the pending `SO_ERROR` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get().take_error()
+    }
+
+    /// In non-blocking mode `accept` returns `WouldBlock` instead of
+    /// parking (and descriptor shortages instead of backing off).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     listener.set_nonblocking(true).unwrap();
+    ///     let err = listener.accept().unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// });
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking)
+    }
+
+    /// The std listener, deregistered and in blocking mode again (unless
+    /// `set_nonblocking(true)` was asked for).
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let std_listener: std::net::TcpListener = listener.into_std();
+    /// assert!(std_listener.local_addr().is_ok());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn into_std(self) -> std::net::TcpListener {
+        self.source.into_inner()
+    }
+}
+
+impl<'a> Iterator for Incoming<'a> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr`, trying each address it resolves to in
+    /// turn, as std's does; the fiber parks while the handshake runs.
+    ///
+    /// # Errors
+    ///
+    /// The last address's error (`ConnectionRefused`, ...), or
+    /// `InvalidInput` if `addr` resolves to nothing.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     assert_eq!(stream.peer_addr().unwrap(), listener.local_addr().unwrap());
+    /// });
+    /// ```
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        let mut last = None;
+        for addr in addr.to_socket_addrs()? {
+            match TcpStream::connect_one(&addr, None) {
+                Ok(stream) => return Ok(stream),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any addresses",
+            )
+        }))
+    }
+
+    /// Opens a connection to `addr`, failing with `TimedOut` if it is not
+    /// established within `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`; `InvalidInput` for a zero timeout (as std's); or the
+    /// connect's own error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let stream = weft::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    ///     assert!(stream.is_ok());
+    /// });
+    /// ```
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        check_timeout(Some(timeout))?;
+        TcpStream::connect_one(addr, Some(timeout))
+    }
+
+    fn connect_one(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        let Some(reactor) = Reactor::current() else {
+            // Off any runtime: std's blocking connect.
+            let stream = match timeout {
+                Some(timeout) => std::net::TcpStream::connect_timeout(addr, timeout)?,
+                None => std::net::TcpStream::connect(addr)?,
+            };
+            return Ok(TcpStream::from(stream));
+        };
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // mio makes the socket non-blocking and starts the handshake.
+        let started = mio::net::TcpStream::connect(*addr)?;
+        let stream = std::net::TcpStream::from(OwnedFd::from(started));
+        let source = Source::registered(stream, reactor)?;
+        loop {
+            let snapshot = source.snapshot();
+            if let Some(err) = source.get().take_error()? {
+                return Err(err);
+            }
+            match source.get().peer_addr() {
+                Ok(_) => return Ok(TcpStream { source }),
+                Err(err) if err.raw_os_error() == Some(libc::ENOTCONN) => {}
+                Err(err) => return Err(err),
+            }
+            source
+                .wait_ready(Direction::Write, snapshot, deadline)
+                .map_err(|err| {
+                    if err.kind() == io::ErrorKind::TimedOut {
+                        io::Error::new(io::ErrorKind::TimedOut, "weft: connect timed out")
+                    } else {
+                        err
+                    }
+                })?;
+        }
+    }
+
+    /// A stream `accept` returned: registered with the listener's reactor
+    /// if the listener is registered, else a plain blocking std stream.
+    fn accepted(
+        stream: std::net::TcpStream,
+        listener: &Source<std::net::TcpListener>,
+    ) -> io::Result<TcpStream> {
+        match listener.registration()? {
+            Some(reg) => {
+                sys::set_nonblocking(stream.as_raw_fd(), true)?;
+                Ok(TcpStream {
+                    source: Source::registered(stream, reg.reactor.clone())?,
+                })
+            }
+            None => Ok(TcpStream::from(stream)),
+        }
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// As std's (`NotConnected`).
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let stream = weft::net::TcpStream::connect(addr).unwrap();
+    ///     assert_eq!(stream.peer_addr().unwrap(), addr);
+    /// });
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     assert!(stream.local_addr().unwrap().ip().is_loopback());
+    /// });
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get().local_addr()
+    }
+
+    /// Shuts the read, write or both halves down (as std's). A fiber
+    /// parked in a read of this stream wakes and reads 0.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let client = weft::net::TcpStream::connect(addr).unwrap();
+    ///     let (mut server, _) = listener.accept().unwrap();
+    ///     client.shutdown(std::net::Shutdown::Write).unwrap();
+    ///     assert_eq!(server.read(&mut [0; 8]).unwrap(), 0);
+    /// });
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     stream.set_nodelay(true).unwrap();
+    ///     assert!(stream.nodelay().unwrap());
+    /// });
+    /// ```
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.source.get().set_nodelay(nodelay)
+    }
+
+    /// Reads `TCP_NODELAY` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     assert!(!stream.nodelay().unwrap());
+    /// });
+    /// ```
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.source.get().nodelay()
+    }
+
+    /// A read that has not completed `timeout` after it started fails with
+    /// `TimedOut` (`None`: reads wait forever). Per handle; see the
+    /// [module documentation](super).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as std's.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    ///     let err = stream.read(&mut [0; 8]).unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// });
+    /// ```
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        check_timeout(timeout)?;
+        self.source.get().set_read_timeout(timeout)?;
+        self.source.set_read_timeout(timeout);
+        Ok(())
+    }
+
+    /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as std's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     stream.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    ///     assert_eq!(stream.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+    /// });
+    /// ```
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        check_timeout(timeout)?;
+        self.source.get().set_write_timeout(timeout)?;
+        self.source.set_write_timeout(timeout);
+        Ok(())
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never (the `Result` mirrors std's).
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.read_timeout()?, None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never (the `Result` mirrors std's).
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.write_timeout()?, None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.write_timeout())
+    }
+
+    /// Another handle to the same connection: a duplicated fd with its own
+    /// registration, starting with this handle's timeouts.
+    ///
+    /// # Errors
+    ///
+    /// As std's (`EMFILE` when out of descriptors).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut a = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     let (mut server, _) = listener.accept().unwrap();
+    ///     let mut b = a.try_clone().unwrap();
+    ///     b.write_all(b"x").unwrap();
+    ///     server.write_all(b"y").unwrap();
+    ///     let mut byte = [0];
+    ///     a.read_exact(&mut byte).unwrap();
+    ///     assert_eq!(&byte, b"y");
+    /// });
+    /// ```
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let clone = TcpStream::from(self.source.get().try_clone()?);
+        self.source.copy_settings_to(&clone.source);
+        Ok(clone)
+    }
+
+    /// Reads without consuming, parking until data is there (as std's
+    /// `peek`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Read::read`](std::io::Read::read).
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut client = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     let (server, _) = listener.accept().unwrap();
+    ///     client.write_all(b"abc").unwrap();
+    ///     let mut buf = [0; 3];
+    ///     assert_eq!(server.peek(&mut buf).unwrap(), 3);
+    /// });
+    /// ```
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.do_io(Direction::Read, |s| s.peek(buf))
+    }
+
+    /// Sets `IP_TTL` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_ttl(7)?;
+    /// assert_eq!(stream.ttl()?, 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.ttl()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get().ttl()
+    }
+
+    /// Takes the pending `SO_ERROR` (as std's).
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get().take_error()
+    }
+
+    /// In non-blocking mode reads and writes return `WouldBlock` instead of
+    /// parking.
+    ///
+    /// # Errors
+    ///
+    /// As std's.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     stream.set_nonblocking(true).unwrap();
+    ///     let err = stream.read(&mut [0; 4]).unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// });
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking)
+    }
+
+    /// The std stream, deregistered and in blocking mode again (unless
+    /// `set_nonblocking(true)` was asked for). Its `SO_RCVTIMEO` and
+    /// `SO_SNDTIMEO` are the timeouts set here.
+    ///
+    /// ```
+    /// weft::run(|| {
+    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     let std_stream: std::net::TcpStream = stream.into_std();
+    ///     assert!(std_stream.peer_addr().is_ok());
+    /// });
+    /// ```
+    pub fn into_std(self) -> std::net::TcpStream {
+        self.source.into_inner()
+    }
+}
+
+fd_conversions!(TcpListener, std::net::TcpListener);
+fd_conversions!(TcpStream, std::net::TcpStream);
+stream_io!(TcpStream);
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.source.get(), f)
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.source.get(), f)
+    }
+}

@@ -1,0 +1,573 @@
+//! Network faults (TESTING.md 6.2-6.8): clients vanishing mid-request,
+//! half-close, RST during a response, SIGPIPE at its default disposition,
+//! slowloris, EMFILE in the accept loop, and back-pressure. Sizes shrink
+//! in debug builds; every test has a watchdog and a resource baseline.
+
+mod net_util;
+
+use std::io::{ErrorKind, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use net_util::{Baseline, cpu_time, percentile, runtime, serial, set_linger_zero, watchdog};
+use weft::net::{TcpListener, TcpStream};
+
+const RELEASE: bool = !cfg!(debug_assertions);
+
+/// 6.2: clients send 30 of 64 bytes and close, alternating FIN and RST.
+/// Handlers see EOF or a reset, never panic; the accept loop keeps
+/// serving (a probe every 1,000).
+#[test]
+fn client_disconnects_mid_request() {
+    let _serial = serial();
+    let _dog = watchdog("client_disconnects_mid_request", Duration::from_secs(90));
+    let base = Baseline::take();
+    let iterations = if RELEASE { 10_000 } else { 2_000 };
+    let rt = runtime(2);
+    let outcomes = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
+    let served = Arc::new(AtomicUsize::new(0));
+    let addr = {
+        let (outcomes, served) = (outcomes.clone(), served.clone());
+        rt.block_on(move || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            weft::spawn(move || {
+                for conn in listener.incoming() {
+                    let mut conn = conn.expect("the accept loop keeps going");
+                    let (outcomes, served) = (outcomes.clone(), served.clone());
+                    weft::spawn(move || {
+                        let mut request = [0u8; 64];
+                        match conn.read_exact(&mut request) {
+                            Ok(()) => {
+                                conn.write_all(&request).unwrap();
+                                served.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(err) => {
+                                *outcomes
+                                    .lock()
+                                    .unwrap()
+                                    .entry(format!("{:?}", err.kind()))
+                                    .or_default() += 1;
+                            }
+                        }
+                    });
+                }
+            });
+            addr
+        })
+    };
+    let start = Instant::now();
+    let mut probes = 0;
+    for i in 0..iterations {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.write_all(&[b'x'; 30]).unwrap();
+        if i % 2 == 1 {
+            set_linger_zero(&conn);
+        }
+        drop(conn);
+        if (i + 1) % 1000 == 0 {
+            let mut probe = std::net::TcpStream::connect(addr).unwrap();
+            probe
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            probe.write_all(&[b'p'; 64]).unwrap();
+            let mut reply = [0u8; 64];
+            probe.read_exact(&mut reply).unwrap();
+            assert_eq!(reply, [b'p'; 64]);
+            probes += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen: usize = outcomes.lock().unwrap().values().sum();
+        if seen >= iterations || Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let outcomes = outcomes.lock().unwrap().clone();
+    println!(
+        "client disconnects: {iterations} half requests (FIN/RST alternating) in {:.2?}: handlers saw {outcomes:?}; {probes} probes served",
+        start.elapsed()
+    );
+    assert_eq!(seen, iterations);
+    assert!(
+        outcomes
+            .keys()
+            .all(|k| k == "UnexpectedEof" || k == "ConnectionReset"),
+        "unexpected outcomes {outcomes:?}"
+    );
+    assert_eq!(served.load(Ordering::Relaxed), probes);
+    drop(rt);
+    base.check("client disconnects", Duration::from_secs(2));
+}
+
+/// 6.3: request, FIN, response; and the reverse (the server's FIN while
+/// the client still sends).
+#[test]
+fn half_close() {
+    let _serial = serial();
+    let _dog = watchdog("half_close", Duration::from_secs(90));
+    let base = Baseline::take();
+    let iterations = if RELEASE { 1000 } else { 100 };
+    const MIB: usize = 1 << 20;
+    let rt = runtime(2);
+    let start = Instant::now();
+    rt.block_on(move || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = weft::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let response = vec![b'r'; MIB];
+            for _ in 0..iterations {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut got = 0;
+                loop {
+                    match conn.read(&mut buf).unwrap() {
+                        0 => break,
+                        n => got += n,
+                    }
+                }
+                assert_eq!(got, MIB, "the whole request before EOF");
+                conn.write_all(&response).unwrap();
+            }
+            // The reverse: the server closes its side first.
+            let (conn, _) = listener.accept().unwrap();
+            conn.shutdown(Shutdown::Write).unwrap();
+            let mut got = 0;
+            loop {
+                match (&conn).read(&mut buf).unwrap() {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            got
+        });
+        let request = vec![b'q'; MIB];
+        let mut buf = vec![0u8; 64 * 1024];
+        for _ in 0..iterations {
+            let mut conn = TcpStream::connect(addr).unwrap();
+            conn.write_all(&request).unwrap();
+            conn.shutdown(Shutdown::Write).unwrap();
+            let mut got = 0;
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(err) => panic!("no RST expected: {err}"),
+                }
+            }
+            assert_eq!(got, MIB);
+        }
+        let mut conn = TcpStream::connect(addr).unwrap();
+        assert_eq!(conn.read(&mut buf).unwrap(), 0, "the server's FIN");
+        for _ in 0..16 {
+            conn.write_all(&request[..64 * 1024]).unwrap(); // writes still succeed
+        }
+        conn.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(server.join().unwrap(), 16 * 64 * 1024);
+    });
+    println!(
+        "half close: {iterations} x (1 MiB request, FIN, 1 MiB response) and the reverse in {:.2?}",
+        start.elapsed()
+    );
+    drop(rt);
+    base.check("half close", Duration::from_secs(2));
+}
+
+/// The server writes 64 MiB; the client reads 4 KiB and resets. Returns
+/// the server's error kind and how long after the reset it came.
+fn rst_during_response(vectored: bool) -> (ErrorKind, Duration) {
+    let rt = runtime(2);
+    rt.block_on(move || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reset_at = Arc::new(Mutex::new(None::<Instant>));
+        let client = {
+            let reset_at = reset_at.clone();
+            weft::spawn(move || {
+                let mut conn = TcpStream::connect(addr).unwrap();
+                let mut buf = [0u8; 4096];
+                conn.read_exact(&mut buf).unwrap();
+                set_linger_zero(&conn);
+                *reset_at.lock().unwrap() = Some(Instant::now());
+                drop(conn);
+            })
+        };
+        let (mut conn, _) = listener.accept().unwrap();
+        let chunk = vec![b'z'; 1 << 20];
+        let mut sent = 0usize;
+        let err = loop {
+            let result = if vectored {
+                conn.write_vectored(&[
+                    IoSlice::new(&chunk[..1 << 19]),
+                    IoSlice::new(&chunk[1 << 19..]),
+                ])
+            } else {
+                conn.write(&chunk)
+            };
+            match result {
+                Ok(n) => sent += n,
+                Err(err) => break err,
+            }
+            assert!(sent < 64 << 20, "64 MiB written to a reset peer");
+        };
+        let after = reset_at
+            .lock()
+            .unwrap()
+            .expect("the client reset")
+            .elapsed();
+        client.join().unwrap();
+        // A reset is reported once; the writes after it get EPIPE, which is
+        // where a plain writev raises SIGPIPE.
+        let again = conn
+            .write_vectored(&[IoSlice::new(&chunk[..4096])])
+            .unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::BrokenPipe, "{again}");
+        let again = conn.write(&chunk[..4096]).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::BrokenPipe, "{again}");
+        (err.kind(), after)
+    })
+}
+
+/// 6.4: a reset peer makes the write fail promptly, with `write` and with
+/// `write_vectored`.
+#[test]
+fn rst_during_response_fails_the_write() {
+    let _serial = serial();
+    let _dog = watchdog("rst_during_response", Duration::from_secs(30));
+    let base = Baseline::take();
+    for vectored in [false, true] {
+        let (kind, after) = rst_during_response(vectored);
+        println!(
+            "rst during response (vectored: {vectored}): {kind:?} {after:.2?} after the reset"
+        );
+        assert!(
+            matches!(kind, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+            "{kind:?}"
+        );
+        assert!(after < Duration::from_secs(1));
+    }
+    base.check("rst during response", Duration::from_secs(2));
+}
+
+/// 6.5: with SIGPIPE at SIG_DFL (as in a cdylib or a C main), vectored
+/// writes to a reset peer (the first gets ECONNRESET, the next EPIPE)
+/// return errors instead of killing the process.
+#[test]
+fn sigpipe_default_disposition() {
+    if net_util::role().as_deref() == Some("sigpipe") {
+        // SAFETY: restoring the default disposition of SIGPIPE; no handler.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        for _ in 0..3 {
+            let (kind, _) = rst_during_response(true);
+            println!("KIND {kind:?}");
+        }
+        println!("SURVIVED");
+        return;
+    }
+    let _serial = serial();
+    let _dog = watchdog("sigpipe", Duration::from_secs(60));
+    let mut child = net_util::spawn_role("sigpipe_default_disposition", "sigpipe", &[]);
+    let kind = child.expect_line("KIND");
+    let (status, stderr) = child.finish(Duration::from_secs(30));
+    println!("sigpipe at SIG_DFL: the child's vectored write got {kind}; exit {status:?}");
+    assert!(status.success(), "the child died: {status:?}\n{stderr}");
+    assert!(kind == "BrokenPipe" || kind == "ConnectionReset", "{kind}");
+}
+
+/// 6.6: 1,000 clients trickle one byte every 500 ms; the server's 2 s
+/// request deadline closes them while 100 normal clients are served.
+#[test]
+fn slowloris() {
+    let _serial = serial();
+    let _dog = watchdog("slowloris", Duration::from_secs(60));
+    let base = Baseline::take();
+    const SLOW: usize = 1000;
+    const NORMAL: usize = 100;
+    const REQUESTS: usize = 100;
+    const DEADLINE: Duration = Duration::from_secs(2);
+    let rt = runtime(2);
+    let (closes, latencies) = rt.block_on(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        weft::spawn(move || {
+            for conn in listener.incoming() {
+                let conn = conn.unwrap();
+                weft::spawn(move || serve_with_deadline(conn, DEADLINE));
+            }
+        });
+        let slow: Vec<_> = (0..SLOW)
+            .map(|_| weft::spawn(move || slow_client(addr)))
+            .collect();
+        weft::sleep(Duration::from_millis(200));
+        let normal: Vec<_> = (0..NORMAL)
+            .map(|_| {
+                weft::spawn(move || {
+                    let mut conn = TcpStream::connect(addr).unwrap();
+                    let mut latencies = Vec::with_capacity(REQUESTS);
+                    let mut reply = [0u8; 64];
+                    for _ in 0..REQUESTS {
+                        let start = Instant::now();
+                        conn.write_all(&[b'n'; 64]).unwrap();
+                        conn.read_exact(&mut reply).unwrap();
+                        latencies.push(start.elapsed());
+                        weft::sleep(Duration::from_millis(5));
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies: Vec<Duration> =
+            normal.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        latencies.sort_unstable();
+        let closes: Vec<Duration> = slow.into_iter().map(|h| h.join().unwrap()).collect();
+        (closes, latencies)
+    });
+    let (min, max) = (
+        closes.iter().min().copied().unwrap_or_default(),
+        closes.iter().max().copied().unwrap_or_default(),
+    );
+    let p99 = percentile(&latencies, 0.99);
+    println!(
+        "slowloris: {SLOW} slow connections closed {min:.2?}..{max:.2?} after their first byte; {} normal requests, p50 {:.2?}, p99 {p99:.2?}",
+        latencies.len(),
+        percentile(&latencies, 0.5)
+    );
+    assert_eq!(latencies.len(), NORMAL * REQUESTS);
+    assert!(
+        min >= DEADLINE && max <= DEADLINE + Duration::from_millis(600),
+        "{min:?}..{max:?}"
+    );
+    assert!(p99 < Duration::from_millis(50), "normal p99 {p99:?}");
+    drop(rt);
+    base.check("slowloris", Duration::from_secs(3));
+}
+
+/// Serves 64-byte requests; a request must complete within `deadline` of
+/// its first byte (Go's ReadHeaderTimeout).
+fn serve_with_deadline(mut conn: TcpStream, deadline: Duration) {
+    let mut request = [0u8; 64];
+    loop {
+        let mut got = 0;
+        let mut ends = None;
+        while got < request.len() {
+            if let Some(ends) = ends {
+                let left = Instant::saturating_duration_since(&ends, Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                conn.set_read_timeout(Some(left)).unwrap();
+            } else {
+                conn.set_read_timeout(None).unwrap();
+            }
+            match conn.read(&mut request[got..]) {
+                Ok(0) | Err(_) => return, // EOF, reset, or the deadline
+                Ok(n) => {
+                    got += n;
+                    ends.get_or_insert_with(|| Instant::now() + deadline);
+                }
+            }
+        }
+        if conn.write_all(&request).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends a byte every 500 ms; returns how long after the first byte the
+/// server closed the connection.
+fn slow_client(addr: SocketAddr) -> Duration {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let first = Instant::now();
+    loop {
+        let _ = conn.write(b"s");
+        match conn.read(&mut [0u8; 8]) {
+            Err(err) if err.kind() == ErrorKind::TimedOut => {}
+            Ok(0) | Err(_) => return first.elapsed(),
+            Ok(_) => panic!("a reply to a request that never finished"),
+        }
+        assert!(first.elapsed() < Duration::from_secs(10), "never closed");
+    }
+}
+
+/// 6.7: with RLIMIT_NOFILE 256 the accept loop hits EMFILE; it neither
+/// spins nor dies, logs at most once a second, and accepts the backlog by
+/// itself once descriptors are freed.
+#[test]
+fn emfile_accept_no_spin_no_death() {
+    const CLIENTS: usize = 300;
+    if net_util::role().as_deref() == Some("emfile") {
+        emfile_server(CLIENTS);
+        return;
+    }
+    let _serial = serial();
+    let _dog = watchdog("emfile", Duration::from_secs(60));
+    let start = Instant::now();
+    let mut child = net_util::spawn_role("emfile_accept_no_spin_no_death", "emfile", &[]);
+    let addr: SocketAddr = child.expect_line("ADDR").parse().unwrap();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let (status, stderr) = child.finish(Duration::from_secs(40));
+    let run = start.elapsed();
+    drop(clients);
+    let logs = stderr
+        .lines()
+        .filter(|l| l.contains("accept error"))
+        .count();
+    println!("emfile: {logs} accept-error log lines in {run:.1?}; child stderr:\n{stderr}");
+    assert!(status.success(), "the server child failed: {status:?}");
+    assert!(logs >= 1, "EMFILE was never hit");
+    assert!(
+        logs as f64 <= run.as_secs_f64() + 1.0,
+        "more than one log line a second"
+    );
+}
+
+fn emfile_server(clients: usize) {
+    let base_fds = net_util::fd_count();
+    let limit = libc::rlimit {
+        rlim_cur: 256,
+        rlim_max: 20_000,
+    };
+    // SAFETY: setrlimit reads the struct; lowering the soft limit is allowed.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let rt = runtime(2);
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("ADDR {}", listener.local_addr().unwrap());
+    let acceptor = {
+        let (held, accepted) = (held.clone(), accepted.clone());
+        rt.spawn(move || {
+            loop {
+                let (conn, _) = listener.accept().expect("accept never fails on EMFILE");
+                held.lock().unwrap().push(conn);
+                accepted.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // Wait until accepting stalls: EMFILE.
+    let mut last = 0;
+    let mut stable_since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = accepted.load(Ordering::SeqCst);
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if now > 0 && stable_since.elapsed() > Duration::from_millis(500) {
+            break;
+        }
+    }
+    assert!(last < clients, "EMFILE never came: {last} accepted");
+    // (a) no spin: CPU over a 3 s window at EMFILE.
+    let cpu0 = cpu_time();
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = cpu_time() - cpu0;
+    // (c) the accept fiber is alive.
+    assert!(!acceptor.is_finished(), "the accept loop died");
+    // (d) free 100 fds: the backlog drains with no new connection.
+    let freed = Instant::now();
+    drop(held.lock().unwrap().drain(..100).collect::<Vec<_>>());
+    while accepted.load(Ordering::SeqCst) < clients && freed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let drained = freed.elapsed();
+    println!(
+        "EMFILE after {last} accepts; CPU over 3 s at EMFILE: {cpu:.3?}; after freeing 100 fds the {} waiting were accepted in {drained:.2?}",
+        clients - last
+    );
+    assert!(
+        cpu < Duration::from_millis(300),
+        "spinning: {cpu:?} of CPU in 3 s"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), clients);
+    assert!(drained < Duration::from_millis(1500), "{drained:?}");
+    // (e) the baseline.
+    held.lock().unwrap().clear();
+    drop(rt);
+    drop(acceptor);
+    let fds = net_util::fd_count();
+    println!("emfile child: fds {base_fds} -> {fds}");
+    assert_eq!(fds, base_fds);
+}
+
+/// 6.8: a 16 MiB write to a client that does not read for 1 s parks the
+/// writer (no CPU burnt, memory bounded) while others are served.
+#[test]
+fn eagain_backpressure_no_busy_wait() {
+    let _serial = serial();
+    let _dog = watchdog("backpressure", Duration::from_secs(30));
+    let base = Baseline::take();
+    const SIZE: usize = 16 << 20;
+    let rt = runtime(2);
+    let (cpu, worst_probe, rss_growth) = rt.block_on(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let payload: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+        let writer = weft::spawn(move || {
+            // The first connection gets the payload; the rest are echoed.
+            let (mut conn, _) = listener.accept().unwrap();
+            weft::spawn(move || {
+                for conn in listener.incoming() {
+                    let mut conn = conn.unwrap();
+                    weft::spawn(move || {
+                        let mut buf = [0u8; 64];
+                        while let Ok(n) = conn.read(&mut buf) {
+                            if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            conn.write_all(&payload).unwrap();
+        });
+        let stalled = Arc::new(AtomicBool::new(true));
+        let reader = {
+            let stalled = stalled.clone();
+            std::thread::spawn(move || {
+                let mut conn = std::net::TcpStream::connect(addr).unwrap();
+                std::thread::sleep(Duration::from_secs(1));
+                stalled.store(false, Ordering::SeqCst);
+                let mut got = vec![0u8; SIZE];
+                conn.read_exact(&mut got).unwrap();
+                got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8)
+            })
+        };
+        weft::sleep(Duration::from_millis(100));
+        let rss0 = net_util::rss_bytes();
+        let cpu0 = cpu_time();
+        let mut probe = TcpStream::connect(addr).unwrap();
+        let mut worst = Duration::ZERO;
+        let window = Instant::now();
+        while window.elapsed() < Duration::from_millis(700) {
+            let start = Instant::now();
+            probe.write_all(&[1u8; 64]).unwrap();
+            probe.read_exact(&mut [0u8; 64]).unwrap();
+            worst = worst.max(start.elapsed());
+            weft::sleep(Duration::from_millis(50));
+        }
+        let cpu = cpu_time() - cpu0;
+        let rss_growth = net_util::rss_bytes().saturating_sub(rss0);
+        assert!(stalled.load(Ordering::SeqCst), "measured during the stall");
+        writer.join().unwrap();
+        assert!(reader.join().unwrap(), "all 16 MiB arrived intact");
+        (cpu, worst, rss_growth)
+    });
+    println!(
+        "backpressure: CPU during 700 ms of stall {cpu:.2?}; worst probe {worst_probe:.2?}; RSS growth {} KiB; 16 MiB intact",
+        rss_growth / 1024
+    );
+    assert!(cpu < Duration::from_millis(50), "busy-waiting: {cpu:?}");
+    assert!(worst_probe < Duration::from_millis(20), "{worst_probe:?}");
+    assert!(rss_growth < 8 << 20, "memory grew by {rss_growth} bytes");
+    drop(rt);
+    base.check("backpressure", Duration::from_secs(2));
+}
