@@ -265,6 +265,11 @@ impl<T: ?Sized> Mutex<T> {
             if queue.is_empty() {
                 self.state.fetch_and(!QUEUED, Ordering::Relaxed);
             }
+            #[cfg(loom)]
+            if crate::sync::tests::mutation::planted("mutex_handoff_also_releases") {
+                // The planted bug: hand the lock over *and* release it.
+                self.state.fetch_and(!LOCKED, Ordering::Release);
+            }
             drop(queue);
             cx.set_ready();
             cx.unpark();

@@ -162,6 +162,11 @@ impl Context {
     /// The operation that selected the context, once it is done.
     pub(crate) fn selected(&self) -> Option<usize> {
         let state = self.state.load(Ordering::Acquire);
+        #[cfg(loom)]
+        if crate::sync::tests::mutation::planted("waiter_trusts_selected_before_ready") {
+            // The planted bug: take SELECTED for done, without READY.
+            return (state >> SHIFT).checked_sub(1);
+        }
         (state & READY != 0).then(|| (state >> SHIFT) - 1)
     }
 

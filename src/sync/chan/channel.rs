@@ -430,6 +430,11 @@ impl<T> Chan<T> {
         }
         let mut inner = self.lock();
         inner.no_senders = true;
+        #[cfg(loom)]
+        if crate::sync::tests::mutation::planted("chan_close_forgets_receivers") {
+            // The planted bug: disconnect without waking the receivers.
+            return;
+        }
         let woken = Self::select_all(&mut inner.recvs);
         drop(inner);
         woken.iter().for_each(|cx| cx.unpark());

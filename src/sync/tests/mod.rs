@@ -13,9 +13,9 @@
 //! Run: `RUSTFLAGS="--cfg loom -C force-frame-pointers=yes -C debug-assertions"
 //! LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom cargo test --release --lib loom_`
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_chan;
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_mutex;
 #[cfg(loom)]
 pub(crate) mod mutation;
