@@ -14,6 +14,10 @@
 //!   sending to the next one's; a token goes round. Time per hop, and the
 //!   process's peak RSS (`VmHWM`). Each N runs in its own child process, so
 //!   each peak is its own.
+//!
+//! Each figure is the best of several runs (pingpong: 5 runs of 1,000,000
+//! round trips; ring: 3 runs of about 1,000,000 hops), since the machine
+//! may be busy with other work.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -92,7 +96,7 @@ fn pingpong(rt: &Runtime, rounds: u64) -> u64 {
 /// A ring of `n` fibers; prints ns per hop and the peak RSS.
 fn ring(n: usize) {
     let rt = Runtime::builder().workers(2).build().expect("a runtime");
-    let laps: usize = (2_000_000 / n).max(2);
+    let laps: usize = (1_000_000 / n).max(1);
     let (setup, elapsed, hops) = rt.block_on(move || {
         let start = Instant::now();
         let (first_tx, mut prev_rx): (Sender<usize>, Receiver<usize>) = bounded(1);
@@ -121,13 +125,17 @@ fn ring(n: usize) {
         first_tx.send(0).expect("the ring is alive");
         let mut token = last_rx.recv().expect("the first lap");
         let setup = start.elapsed();
-        let start = Instant::now();
-        for _ in 0..laps {
-            first_tx.send(token).expect("the ring is alive");
-            token = last_rx.recv().expect("a lap");
+        // The best of 3 runs: the machine may be shared.
+        let mut elapsed = Duration::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            for _ in 0..laps {
+                first_tx.send(token).expect("the ring is alive");
+                token = last_rx.recv().expect("a lap");
+            }
+            elapsed = elapsed.min(start.elapsed());
         }
-        let elapsed = start.elapsed();
-        assert_eq!(token, (n - 1) * (laps + 1));
+        assert_eq!(token, (n - 1) * (3 * laps + 1));
         drop(first_tx);
         for fiber in fibers {
             fiber.join().expect("a ring fiber");

@@ -142,30 +142,37 @@ fn rwlock_readers_share_writers_exclude_and_are_not_starved() {
         "rwlock_readers_share_writers_exclude_and_are_not_starved",
         LIMIT,
     );
-    let rt = runtime(2);
+    // One worker: a fiber that said it is about to wait runs on into its
+    // wait and parks before we run again, so the order is deterministic.
+    let rt = runtime(1);
     rt.block_on(|| {
         let lock = Arc::new(RwLock::new(0u64));
+        let (started_tx, started_rx) = weft::chan::unbounded::<()>();
         let r1 = lock.read();
         let r2 = lock.try_read().expect("readers share");
         assert!(lock.try_write().is_none());
         // A writer queues behind the readers...
         let writer = {
-            let lock = lock.clone();
+            let (lock, started) = (lock.clone(), started_tx.clone());
             weft::spawn(move || {
+                started.send(()).unwrap();
                 *lock.write() += 1;
             })
         };
-        weft::sleep(Duration::from_millis(10));
+        started_rx.recv().unwrap();
         // ...and a later reader queues behind the writer (no starvation).
         assert!(
             lock.try_read().is_none(),
             "a queued writer holds back readers"
         );
         let reader = {
-            let lock = lock.clone();
-            weft::spawn(move || *lock.read())
+            let (lock, started) = (lock.clone(), started_tx.clone());
+            weft::spawn(move || {
+                started.send(()).unwrap();
+                *lock.read()
+            })
         };
-        weft::sleep(Duration::from_millis(10));
+        started_rx.recv().unwrap();
         assert!(!writer.is_finished() && !reader.is_finished());
         drop((r1, r2));
         writer.join().unwrap();
@@ -204,7 +211,8 @@ fn rwlock_readers_share_writers_exclude_and_are_not_starved() {
 #[test]
 fn semaphore_bounds_concurrency_and_closes() {
     let _w = watchdog("semaphore_bounds_concurrency_and_closes", LIMIT);
-    let rt = runtime(2);
+    // One worker: see rwlock_readers_share_writers_exclude_and_are_not_starved.
+    let rt = runtime(1);
     rt.block_on(|| {
         let sem = Arc::new(Semaphore::new(3));
         let now = Arc::new(AtomicUsize::new(0));
@@ -225,20 +233,36 @@ fn semaphore_bounds_concurrency_and_closes() {
         assert_eq!(peak.load(Ordering::SeqCst), 3);
         assert_eq!(sem.available_permits(), 3);
         // A big request at the front is not overtaken by small ones.
-        let all = sem.acquire_many(3).unwrap();
+        sem.acquire_many(3).unwrap().forget();
+        let (started_tx, started_rx) = weft::chan::unbounded::<()>();
         let big = {
-            let sem = sem.clone();
-            weft::spawn(move || sem.acquire_many(2).map(|p| p.num_permits()))
+            let (sem, started) = (sem.clone(), started_tx.clone());
+            weft::spawn(move || {
+                started.send(()).unwrap();
+                sem.acquire_many(2).map(|p| p.num_permits())
+            })
         };
-        weft::sleep(Duration::from_millis(5));
+        started_rx.recv().unwrap();
         let small = {
-            let sem = sem.clone();
-            weft::spawn(move || sem.acquire().map(|p| p.num_permits()))
+            let (sem, started) = (sem.clone(), started_tx.clone());
+            weft::spawn(move || {
+                started.send(()).unwrap();
+                sem.acquire().map(|p| p.num_permits())
+            })
         };
-        weft::sleep(Duration::from_millis(5));
-        drop(all);
+        started_rx.recv().unwrap();
+        sem.add_permits(1);
+        weft::yield_now();
+        assert!(
+            !small.is_finished() && !big.is_finished(),
+            "one permit: not enough for the front, and nobody overtakes it"
+        );
+        assert_eq!(sem.available_permits(), 1);
+        sem.add_permits(1);
         assert_eq!(big.join().unwrap(), Ok(2));
         assert_eq!(small.join().unwrap(), Ok(1));
+        assert_eq!(sem.available_permits(), 2);
+        sem.add_permits(1);
         // Close wakes waiters with an error.
         let _held = sem.acquire_many(3).unwrap();
         let waiter = {

@@ -212,8 +212,11 @@ fn timeouts_firing_while_values_arrive_lose_and_duplicate_nothing() {
         send_timeouts.load(Ordering::Relaxed),
     );
     println!("timeouts fired: {r} receives, {s} sends");
+    // Which ones fire depends on the machine's load; some always do (the
+    // producers pause every 64 values for longer than any receive waits).
+    // The exact race is modelled by loom_chan_timeout_races_a_send.
     assert!(
-        r > 0 && s > 0,
+        r + s > 0,
         "the timeouts must have fired for the test to mean anything"
     );
 }

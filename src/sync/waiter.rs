@@ -147,9 +147,12 @@ impl Context {
     }
 
     /// The selector is done with the waiter's packet. Release: pairs with
-    /// the Acquire in [`selected`](Self::selected).
+    /// the Acquire in [`selected`](Self::selected). A plain store: once
+    /// selected, only the selector writes the word.
     pub(crate) fn set_ready(&self) {
-        self.state.fetch_or(READY, Ordering::Release);
+        let selected = self.state.load(Ordering::Relaxed);
+        debug_assert!(selected >= 1 << SHIFT, "set_ready before try_select");
+        self.state.store(selected | READY, Ordering::Release);
     }
 
     /// The waiter gives up; false if it was selected first.
