@@ -89,18 +89,44 @@ pub(crate) struct Entry<T> {
 // for it (see the module doc); the value moved through it is `T: Send`.
 unsafe impl<T: Send> Send for Entry<T> {}
 
-/// A FIFO of waiting operations.
-pub(crate) struct Waiters<T>(VecDeque<Entry<T>>);
+/// A FIFO of waiting operations. The front one is kept inline: a channel
+/// rarely has more than one waiter on a side, and the inline slot saves a
+/// cache miss on the hand-off path (a ring of a million fibers touches a
+/// different channel on every hop).
+pub(crate) struct Waiters<T> {
+    /// The oldest entry, when `rest` holds none older.
+    head: Option<Entry<T>>,
+    rest: VecDeque<Entry<T>>,
+}
 
 impl<T> Waiters<T> {
     fn new() -> Waiters<T> {
-        Waiters(VecDeque::new())
+        Waiters {
+            head: None,
+            rest: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, entry: Entry<T>) {
+        if self.head.is_none() && self.rest.is_empty() {
+            self.head = Some(entry);
+        } else {
+            self.rest.push_back(entry);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Entry<T>> {
+        self.head.take().or_else(|| self.rest.pop_front())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry<T>> {
+        self.head.iter().chain(self.rest.iter())
     }
 
     /// Pops entries until one whose context it can select; returns that
     /// one (selected, not yet READY).
     fn select_first(&mut self) -> Option<Entry<T>> {
-        while let Some(entry) = self.0.pop_front() {
+        while let Some(entry) = self.pop() {
             if entry.cx.try_select(entry.oper) {
                 return Some(entry);
             }
@@ -111,13 +137,15 @@ impl<T> Waiters<T> {
     /// Whether a live entry of another context is queued (a hint, used
     /// while registering a `select!`).
     fn has_other(&self, cx: &Arc<Context>) -> bool {
-        self.0
-            .iter()
+        self.iter()
             .any(|e| !Arc::ptr_eq(&e.cx, cx) && e.cx.is_waiting())
     }
 
     fn remove(&mut self, cx: &Arc<Context>) {
-        self.0.retain(|e| !Arc::ptr_eq(&e.cx, cx));
+        if self.head.as_ref().is_some_and(|e| Arc::ptr_eq(&e.cx, cx)) {
+            self.head = None;
+        }
+        self.rest.retain(|e| !Arc::ptr_eq(&e.cx, cx));
     }
 }
 
@@ -273,7 +301,7 @@ impl<T> Chan<T> {
         };
         let packet = Packet::new(Some(value));
         let cx = Context::for_current();
-        inner.sends.0.push_back(Entry {
+        inner.sends.push(Entry {
             cx: cx.clone(),
             oper: 0,
             packet: &packet,
@@ -305,7 +333,7 @@ impl<T> Chan<T> {
         }
         let packet = Packet::new(None);
         let cx = Context::for_current();
-        inner.recvs.0.push_back(Entry {
+        inner.recvs.push(Entry {
             cx: cx.clone(),
             oper: 0,
             packet: &packet,
@@ -366,7 +394,7 @@ impl<T> Chan<T> {
         if !inner.queue.is_empty() || inner.no_senders || inner.sends.has_other(cx) {
             return false;
         }
-        inner.recvs.0.push_back(Entry {
+        inner.recvs.push(Entry {
             cx: cx.clone(),
             oper,
             packet,
@@ -381,7 +409,7 @@ impl<T> Chan<T> {
         if inner.queue.len() < self.cap || inner.no_receivers || inner.recvs.has_other(cx) {
             return false;
         }
-        inner.sends.0.push_back(Entry {
+        inner.sends.push(Entry {
             cx: cx.clone(),
             oper,
             packet,
