@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-use super::waiter::{self, Context, Outcome, Queue};
-use crate::loom::sync::{Arc, Mutex as RawMutex};
+use super::waiter::{self, Context, CxRef, Outcome, Queue, Wake};
+use crate::loom::sync::Mutex as RawMutex;
 
 struct State {
     /// Arrived in this generation.
     arrived: usize,
-    waiters: Vec<Arc<Context>>,
+    waiters: Vec<CxRef>,
 }
 
 /// A barrier for `n` fibers or threads, as `std::sync::Barrier`: each
@@ -88,25 +88,25 @@ impl Barrier {
     /// assert!(me != t.join().unwrap());
     /// ```
     pub fn wait(&self) -> BarrierWaitResult {
-        let cx = {
-            let mut state = self.state.lock();
+        let mut state = self.state.lock();
+        {
             state.arrived += 1;
             if state.arrived >= self.n {
                 state.arrived = 0;
                 let woken: Vec<_> = std::mem::take(&mut state.waiters)
                     .into_iter()
                     .filter(|cx| cx.try_select(0))
-                    .inspect(|cx| cx.set_ready())
+                    .map(CxRef::complete)
                     .collect();
                 drop(state);
-                woken.iter().for_each(|cx| cx.unpark());
+                woken.into_iter().for_each(Wake::wake);
                 return BarrierWaitResult(true);
             }
-            let cx = Context::for_current();
-            state.waiters.push(cx.clone());
-            cx
-        };
-        match waiter::wait_on(self, cx, None) {
+        }
+        let cx = std::pin::pin!(Context::for_current());
+        state.waiters.push(CxRef::new(cx.as_ref()));
+        drop(state);
+        match waiter::wait_on(self, &cx, None) {
             Outcome::Selected(_) => BarrierWaitResult(false),
             Outcome::TimedOut | Outcome::Cancelled => waiter::cancelled_panic("Barrier::wait"),
         }
@@ -114,10 +114,10 @@ impl Barrier {
 }
 
 impl Queue for Barrier {
-    fn unregister(&self, cx: &Arc<Context>) {
+    fn unregister(&self, cx: &Context) {
         let mut state = self.state.lock();
         let before = state.waiters.len();
-        state.waiters.retain(|c| !Arc::ptr_eq(c, cx));
+        state.waiters.retain(|c| !c.is(cx));
         if state.waiters.len() < before {
             // It no longer counts as arrived.
             state.arrived -= 1;

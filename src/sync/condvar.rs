@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::mutex::{Mutex, MutexGuard};
-use super::waiter::{self, Context, Outcome, Queue};
-use crate::loom::sync::{Arc, Mutex as RawMutex};
+use super::waiter::{self, Context, CxRef, Outcome, Queue, Wake};
+use crate::loom::sync::Mutex as RawMutex;
 
 /// A condition variable for weft's [`Mutex`]: [`wait`](Self::wait) releases
 /// the lock and parks the fiber (blocks a thread) until notified, then
@@ -37,7 +37,7 @@ use crate::loom::sync::{Arc, Mutex as RawMutex};
 /// ```
 #[derive(Default)]
 pub struct Condvar {
-    waiters: RawMutex<VecDeque<Arc<Context>>>,
+    waiters: RawMutex<VecDeque<CxRef>>,
 }
 
 /// Whether a timed wait timed out.
@@ -163,12 +163,12 @@ impl Condvar {
         if waiter::park::is_cancelled() {
             waiter::cancelled_panic("Condvar::wait");
         }
-        let cx = Context::for_current();
+        let cx = std::pin::pin!(Context::for_current());
         // Registered before the lock is released: a notify that follows the
         // release finds us.
-        self.waiters.lock().push_back(cx.clone());
+        self.waiters.lock().push_back(CxRef::new(cx.as_ref()));
         let mutex: &'a Mutex<T> = MutexGuard::unlocked(guard);
-        let outcome = waiter::wait_on(self, cx, deadline);
+        let outcome = waiter::wait_on(self, &cx, deadline);
         let guard = mutex.lock();
         match outcome {
             Outcome::Selected(_) => (guard, WaitTimeoutResult(false)),
@@ -189,9 +189,9 @@ impl Condvar {
         let mut waiters = self.waiters.lock();
         while let Some(cx) = waiters.pop_front() {
             if cx.try_select(0) {
+                let wake = cx.complete();
                 drop(waiters);
-                cx.set_ready();
-                cx.unpark();
+                wake.wake();
                 return;
             }
         }
@@ -208,18 +208,17 @@ impl Condvar {
             let mut waiters = self.waiters.lock();
             for cx in waiters.drain(..) {
                 if cx.try_select(0) {
-                    cx.set_ready();
-                    woken.push(cx);
+                    woken.push(cx.complete());
                 }
             }
         }
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 }
 
 impl Queue for Condvar {
-    fn unregister(&self, cx: &Arc<Context>) {
-        self.waiters.lock().retain(|c| !Arc::ptr_eq(c, cx));
+    fn unregister(&self, cx: &Context) {
+        self.waiters.lock().retain(|c| !c.is(cx));
     }
 }
 

@@ -35,9 +35,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use super::waiter::{self, Context, Outcome, Queue};
+use super::waiter::{self, Context, CxRef, Outcome, Queue};
+use crate::loom::sync::Mutex as RawMutex;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
-use crate::loom::sync::{Arc, Mutex as RawMutex};
 
 const LOCKED: usize = 1;
 const QUEUED: usize = 2;
@@ -77,7 +77,7 @@ const QUEUED: usize = 2;
 /// ```
 pub struct Mutex<T: ?Sized> {
     state: AtomicUsize,
-    queue: RawMutex<VecDeque<Arc<Context>>>,
+    queue: RawMutex<VecDeque<CxRef>>,
     value: UnsafeCell<T>,
 }
 
@@ -197,7 +197,7 @@ impl<T: ?Sized> Mutex<T> {
 
     #[cold]
     fn lock_slow(&self) {
-        let cx = Context::for_current();
+        let cx = std::pin::pin!(Context::for_current());
         {
             let mut queue = self.queue.lock();
             let mut state = self.state.load(Ordering::Relaxed);
@@ -209,11 +209,7 @@ impl<T: ?Sized> Mutex<T> {
                         Ordering::Acquire,
                         Ordering::Relaxed,
                     ) {
-                        Ok(_) => {
-                            drop(queue);
-                            Context::recycle(cx);
-                            return;
-                        }
+                        Ok(_) => return,
                         Err(actual) => state = actual,
                     }
                 } else {
@@ -228,9 +224,9 @@ impl<T: ?Sized> Mutex<T> {
                     }
                 }
             }
-            queue.push_back(cx.clone());
+            queue.push_back(CxRef::new(cx.as_ref()));
         }
-        match waiter::wait_on(self, cx, None) {
+        match waiter::wait_on(self, &cx, None) {
             // Handed over: the unlocker's Release (READY) publishes what it
             // wrote under the lock; we saw READY with Acquire.
             Outcome::Selected(_) => {}
@@ -270,9 +266,9 @@ impl<T: ?Sized> Mutex<T> {
                 // The planted bug: hand the lock over *and* release it.
                 self.state.fetch_and(!LOCKED, Ordering::Release);
             }
+            let wake = cx.complete();
             drop(queue);
-            cx.set_ready();
-            cx.unpark();
+            wake.wake();
             return;
         }
         self.state.store(0, Ordering::Release);
@@ -280,9 +276,9 @@ impl<T: ?Sized> Mutex<T> {
 }
 
 impl<T: ?Sized> Queue for Mutex<T> {
-    fn unregister(&self, cx: &Arc<Context>) {
+    fn unregister(&self, cx: &Context) {
         let mut queue = self.queue.lock();
-        queue.retain(|c| !Arc::ptr_eq(c, cx));
+        queue.retain(|c| !c.is(cx));
         if queue.is_empty() {
             self.state.fetch_and(!QUEUED, Ordering::Relaxed);
         }

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use super::waiter::{self, Context, Outcome, Queue};
-use crate::loom::sync::{Arc, Mutex as RawMutex};
+use super::waiter::{self, Context, CxRef, Outcome, Queue, Wake};
+use crate::loom::sync::Mutex as RawMutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -24,12 +24,12 @@ enum Kind {
 struct State {
     readers: usize,
     writer: bool,
-    queue: VecDeque<(Arc<Context>, Kind)>,
+    queue: VecDeque<(CxRef, Kind)>,
 }
 
 impl State {
     /// Grants what the front of the queue allows; returns whom to wake.
-    fn grant(&mut self) -> Vec<Arc<Context>> {
+    fn grant(&mut self) -> Vec<Wake> {
         let mut woken = Vec::new();
         while let Some((cx, kind)) = self.queue.front() {
             let fits = match kind {
@@ -39,7 +39,7 @@ impl State {
             if !fits {
                 break;
             }
-            let (cx, kind) = (cx.clone(), *kind);
+            let (cx, kind) = (*cx, *kind);
             self.queue.pop_front();
             if !cx.try_select(0) {
                 continue; // gave up
@@ -48,8 +48,7 @@ impl State {
                 Kind::Write => self.writer = true,
                 Kind::Read => self.readers += 1,
             }
-            cx.set_ready();
-            woken.push(cx);
+            woken.push(cx.complete());
         }
         woken
     }
@@ -222,24 +221,22 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     fn acquire(&self, kind: Kind, what: &str) {
-        let cx = {
-            let mut state = self.state.lock();
-            let free = match kind {
-                Kind::Read => !state.writer,
-                Kind::Write => !state.writer && state.readers == 0,
-            };
-            if free && state.queue.is_empty() {
-                match kind {
-                    Kind::Read => state.readers += 1,
-                    Kind::Write => state.writer = true,
-                }
-                return;
-            }
-            let cx = Context::for_current();
-            state.queue.push_back((cx.clone(), kind));
-            cx
+        let mut state = self.state.lock();
+        let free = match kind {
+            Kind::Read => !state.writer,
+            Kind::Write => !state.writer && state.readers == 0,
         };
-        match waiter::wait_on(&Waiting { lock: self, kind }, cx, None) {
+        if free && state.queue.is_empty() {
+            match kind {
+                Kind::Read => state.readers += 1,
+                Kind::Write => state.writer = true,
+            }
+            return;
+        }
+        let cx = std::pin::pin!(Context::for_current());
+        state.queue.push_back((CxRef::new(cx.as_ref()), kind));
+        drop(state);
+        match waiter::wait_on(&Waiting { lock: self, kind }, &cx, None) {
             Outcome::Selected(_) => {}
             Outcome::TimedOut | Outcome::Cancelled => waiter::cancelled_panic(what),
         }
@@ -254,7 +251,7 @@ impl<T: ?Sized> RwLock<T> {
             }
             state.grant()
         };
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 }
 
@@ -265,14 +262,14 @@ struct Waiting<'a, T: ?Sized> {
 }
 
 impl<T: ?Sized> Queue for Waiting<'_, T> {
-    fn unregister(&self, cx: &Arc<Context>) {
+    fn unregister(&self, cx: &Context) {
         let woken = {
             let mut state = self.lock.state.lock();
-            state.queue.retain(|(c, _)| !Arc::ptr_eq(c, cx));
+            state.queue.retain(|(c, _)| !c.is(cx));
             // A writer that gave up may have held back readers behind it.
             state.grant()
         };
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 
     fn undo(&self, _oper: usize) {

@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 
-use super::waiter::{self, Context, Outcome, Queue};
-use crate::loom::sync::{Arc, Mutex as RawMutex};
+use super::waiter::{self, Context, CxRef, Outcome, Queue, Wake};
+use crate::loom::sync::Mutex as RawMutex;
 
 /// The operation that selects a waiter when permits are granted.
 const GRANTED: usize = 0;
@@ -16,23 +16,22 @@ struct State {
     permits: usize,
     closed: bool,
     /// Waiters and how many permits each wants.
-    queue: VecDeque<(Arc<Context>, usize)>,
+    queue: VecDeque<(CxRef, usize)>,
 }
 
 impl State {
     /// Grants permits to the front of the queue while they suffice.
-    fn grant(&mut self) -> Vec<Arc<Context>> {
+    fn grant(&mut self) -> Vec<Wake> {
         let mut woken = Vec::new();
         while let Some((cx, wanted)) = self.queue.front() {
             if *wanted > self.permits {
                 break;
             }
-            let (cx, wanted) = (cx.clone(), *wanted);
+            let (cx, wanted) = (*cx, *wanted);
             self.queue.pop_front();
             if cx.try_select(GRANTED) {
                 self.permits -= wanted;
-                cx.set_ready();
-                woken.push(cx);
+                woken.push(cx.complete());
             }
         }
         woken
@@ -175,23 +174,21 @@ impl Semaphore {
     /// drop(p);
     /// ```
     pub fn acquire_many(&self, n: usize) -> Result<SemaphorePermit<'_>, AcquireError> {
-        let cx = {
-            let mut state = self.state.lock();
-            if state.closed {
-                return Err(AcquireError::Closed);
-            }
-            if state.queue.is_empty() && state.permits >= n {
-                state.permits -= n;
-                return Ok(SemaphorePermit {
-                    sem: self,
-                    permits: n,
-                });
-            }
-            let cx = Context::for_current();
-            state.queue.push_back((cx.clone(), n));
-            cx
-        };
-        match waiter::wait_on(&Waiting { sem: self, n }, cx, None) {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(AcquireError::Closed);
+        }
+        if state.queue.is_empty() && state.permits >= n {
+            state.permits -= n;
+            return Ok(SemaphorePermit {
+                sem: self,
+                permits: n,
+            });
+        }
+        let cx = std::pin::pin!(Context::for_current());
+        state.queue.push_back((CxRef::new(cx.as_ref()), n));
+        drop(state);
+        match waiter::wait_on(&Waiting { sem: self, n }, &cx, None) {
             Outcome::Selected(GRANTED) => Ok(SemaphorePermit {
                 sem: self,
                 permits: n,
@@ -255,7 +252,7 @@ impl Semaphore {
             state.permits = state.permits.saturating_add(n);
             state.grant()
         };
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 
     /// Closes the semaphore: waiting and later acquires fail with
@@ -274,12 +271,11 @@ impl Semaphore {
             state.closed = true;
             for (cx, _) in state.queue.drain(..) {
                 if cx.try_select(CLOSED) {
-                    cx.set_ready();
-                    woken.push(cx);
+                    woken.push(cx.complete());
                 }
             }
         }
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -330,14 +326,14 @@ struct Waiting<'a> {
 }
 
 impl Queue for Waiting<'_> {
-    fn unregister(&self, cx: &Arc<Context>) {
+    fn unregister(&self, cx: &Context) {
         let woken = {
             let mut state = self.sem.state.lock();
-            state.queue.retain(|(c, _)| !Arc::ptr_eq(c, cx));
+            state.queue.retain(|(c, _)| !c.is(cx));
             // A large request that gave up may have held back others.
             state.grant()
         };
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 
     fn undo(&self, oper: usize) {

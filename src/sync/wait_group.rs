@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-use super::waiter::{self, Context, Outcome, Queue};
+use super::waiter::{self, Context, CxRef, Outcome, Queue, Wake};
 use crate::loom::sync::{Arc, Mutex as RawMutex};
 
 struct State {
     /// Live handles of the group.
     count: usize,
-    waiters: Vec<Arc<Context>>,
+    waiters: Vec<CxRef>,
 }
 
 struct Inner {
@@ -78,16 +78,14 @@ impl WaitGroup {
     pub fn wait(self) {
         let inner = self.inner.clone();
         drop(self);
-        let cx = {
-            let mut state = inner.state.lock();
-            if state.count == 0 {
-                return;
-            }
-            let cx = Context::for_current();
-            state.waiters.push(cx.clone());
-            cx
-        };
-        match waiter::wait_on(&*inner, cx, None) {
+        let mut state = inner.state.lock();
+        if state.count == 0 {
+            return;
+        }
+        let cx = std::pin::pin!(Context::for_current());
+        state.waiters.push(CxRef::new(cx.as_ref()));
+        drop(state);
+        match waiter::wait_on(&*inner, &cx, None) {
             Outcome::Selected(_) => {}
             Outcome::TimedOut | Outcome::Cancelled => waiter::cancelled_panic("WaitGroup::wait"),
         }
@@ -108,8 +106,8 @@ impl WaitGroup {
 }
 
 impl Queue for Inner {
-    fn unregister(&self, cx: &Arc<Context>) {
-        self.state.lock().waiters.retain(|c| !Arc::ptr_eq(c, cx));
+    fn unregister(&self, cx: &Context) {
+        self.state.lock().waiters.retain(|c| !c.is(cx));
     }
 }
 
@@ -139,10 +137,10 @@ impl Drop for WaitGroup {
             std::mem::take(&mut state.waiters)
                 .into_iter()
                 .filter(|cx| cx.try_select(0))
-                .inspect(|cx| cx.set_ready())
+                .map(CxRef::complete)
                 .collect()
         };
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 }
 

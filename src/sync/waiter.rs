@@ -1,7 +1,8 @@
 //! How everything in `sync` waits: a [`Context`] per blocking operation.
 //!
 //! A waiter (a fiber, a plain thread, or an async task) that must block
-//! takes a `Context`, puts an entry pointing at it in the queue of what it
+//! makes a `Context` (on its own stack; an async receive keeps it in a
+//! box), puts an entry pointing at it ([`CxRef`]) in the queue of what it
 //! waits for (a channel's receivers, a mutex's waiters), and parks until
 //! the context is *selected*. Whoever completes the operation for it (a
 //! sender handing over a value, an unlocker handing over the lock) does,
@@ -12,8 +13,11 @@
 //!    channels, and the first channel to select it is the one that fires.
 //! 2. the operation's side effect on the waiter's behalf (writes the value
 //!    into the waiter's packet, transfers the lock),
-//! 3. `set_ready()`: the READY bit, with Release, publishing step 2,
-//! 4. after releasing the queue's lock, `unpark()`: wakes the waiter.
+//! 3. `complete()`: takes a [`Wake`] (a clone of the waiter's fiber handle
+//!    or waker), then sets the READY bit with Release, publishing step 2.
+//!    After READY the selector never touches the context again: the waiter
+//!    may return and its context vanish with its stack frame.
+//! 4. after releasing the queue's lock, `Wake::wake()`: wakes the waiter.
 //!
 //! The waiter parks in a loop until it sees READY (Acquire). Giving up (a
 //! timeout, or runtime shutdown) is `try_abort`: WAITING -> ABORTED, which
@@ -28,11 +32,14 @@
 //! lands after the waiter moved on only costs it a spurious return from a
 //! later park, which every park loop tolerates.
 //!
+//! # The pointer invariant
+//!
 //! An entry stays in its queue until a selector pops it or the waiter
-//! removes it (after an abort, or from the other channels of a `select!`):
-//! every blocking operation unregisters before it returns, so no entry of a
-//! finished operation is left behind, and a context is reused only once no
-//! one else holds it.
+//! removes it (after an abort, or from the other channels of a `select!`),
+//! both under the queue's lock; and a waiter leaves (returns, unwinds, drops
+//! its future) only after it saw READY or aborted and removed every entry
+//! of its context. So a `CxRef` in a queue always points to a live context,
+//! and whoever holds the queue's lock may use it.
 //!
 //! Unwinding: a fiber parked here when its runtime shuts down is unwound
 //! from the park (see `fiber/current.rs`); [`wait_on`]'s guard then aborts
@@ -43,7 +50,10 @@ use std::fmt;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::loom::sync::Arc;
+use std::marker::PhantomPinned;
+use std::pin::Pin;
+use std::ptr::NonNull;
+
 use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
@@ -68,10 +78,36 @@ pub(crate) enum Target {
     Waker(Mutex<Waker>),
 }
 
-/// One blocking operation's rendezvous point; see the module doc.
+/// A wake-up a selector took from a context, delivered after it released
+/// the queue's lock.
+#[must_use = "the waiter sleeps until woken"]
+pub(crate) enum Wake {
+    #[cfg(not(loom))]
+    Fiber(crate::fiber::Fiber),
+    #[cfg(loom)]
+    Thread(::loom::thread::Thread),
+    Waker(Waker),
+}
+
+impl Wake {
+    pub(crate) fn wake(self) {
+        match self {
+            #[cfg(not(loom))]
+            Wake::Fiber(fiber) => fiber.unpark(),
+            #[cfg(loom)]
+            Wake::Thread(thread) => thread.unpark(),
+            Wake::Waker(waker) => waker.wake(),
+        }
+    }
+}
+
+/// One blocking operation's rendezvous point; see the module doc. Queues
+/// point to it, so it is pinned before it is registered (`pin!` on the
+/// waiter's stack, or a pinned box).
 pub(crate) struct Context {
     state: AtomicUsize,
-    target: Option<Target>,
+    target: Target,
+    _pinned: PhantomPinned,
 }
 
 impl fmt::Debug for Context {
@@ -93,47 +129,85 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
+/// A queue's pointer to a waiting context; valid by the module's pointer
+/// invariant, used only under the lock of the queue that holds it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CxRef(NonNull<Context>);
+
+// SAFETY: a Context is Sync (atomics, a Sync target); the pointer is
+// dereferenced only while the context lives (the pointer invariant).
+unsafe impl Send for CxRef {}
+// SAFETY: as above.
+unsafe impl Sync for CxRef {}
+
+impl CxRef {
+    /// A pointer for a queue entry. The context is pinned: it stays where
+    /// it is until dropped, and the waiter unregisters before dropping it.
+    pub(crate) fn new(cx: Pin<&Context>) -> CxRef {
+        CxRef(NonNull::from(cx.get_ref()))
+    }
+
+    fn cx(&self) -> &Context {
+        // SAFETY: the pointer invariant (see the module doc): the caller
+        // holds the lock of a queue that holds this entry, so the waiter
+        // has not left.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Whether this points to `cx`.
+    pub(crate) fn is(&self, cx: &Context) -> bool {
+        std::ptr::eq(self.0.as_ptr(), cx)
+    }
+
+    /// Selects the context for `oper`; false if it is taken or aborted.
+    pub(crate) fn try_select(&self, oper: usize) -> bool {
+        self.cx().try_select(oper)
+    }
+
+    /// See [`Context::is_waiting`].
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.cx().is_waiting()
+    }
+
+    /// After a successful `try_select` and the operation's side effect:
+    /// takes the wake-up, then publishes READY. The context may vanish as
+    /// soon as this returns.
+    pub(crate) fn complete(self) -> Wake {
+        let cx = self.cx();
+        let wake = match &cx.target {
+            #[cfg(not(loom))]
+            Target::Fiber(fiber) => Wake::Fiber(fiber.clone()),
+            #[cfg(loom)]
+            Target::Thread(thread) => Wake::Thread(thread.clone()),
+            Target::Waker(waker) => Wake::Waker(waker.lock().clone()),
+        };
+        cx.set_ready();
+        wake
+    }
+}
+
 impl Context {
     fn new(target: Target) -> Context {
         Context {
             state: AtomicUsize::new(WAITING),
-            target: Some(target),
+            target,
+            _pinned: PhantomPinned,
         }
     }
 
-    /// A fresh context for the calling fiber or thread (reusing this
-    /// thread's spare one when nobody else holds it).
-    pub(crate) fn for_current() -> Arc<Context> {
-        let target = park::current_target();
-        match spare::take() {
-            Some(mut cx) => {
-                let fresh = Arc::get_mut(&mut cx).expect("a spare context is unshared");
-                fresh.state = AtomicUsize::new(WAITING);
-                fresh.target = Some(target);
-                cx
-            }
-            None => Arc::new(Context::new(target)),
-        }
+    /// A context for the calling fiber or thread.
+    pub(crate) fn for_current() -> Context {
+        Context::new(park::current_target())
     }
 
     /// A context that wakes an async task.
-    pub(crate) fn for_waker(waker: Waker) -> Arc<Context> {
-        Arc::new(Context::new(Target::Waker(Mutex::new(waker))))
-    }
-
-    /// Gives a finished operation's context back for reuse, if no selector
-    /// still holds it (one may, between `set_ready` and `unpark`).
-    pub(crate) fn recycle(mut cx: Arc<Context>) {
-        if let Some(done) = Arc::get_mut(&mut cx) {
-            // Do not keep the fiber alive from the cache.
-            done.target = None;
-            spare::put(cx);
-        }
+    pub(crate) fn for_waker(waker: Waker) -> Context {
+        Context::new(Target::Waker(Mutex::new(waker)))
     }
 
     /// Selects the context for `oper`; false if it is taken or aborted.
     /// The caller holds the lock of the queue the context's entry was in.
-    pub(crate) fn try_select(&self, oper: usize) -> bool {
+    fn try_select(&self, oper: usize) -> bool {
         // Acquire: the waiter's writes before registering (its packet's
         // value) are visible to the selector.
         self.state
@@ -149,7 +223,7 @@ impl Context {
     /// The selector is done with the waiter's packet. Release: pairs with
     /// the Acquire in [`selected`](Self::selected). A plain store: once
     /// selected, only the selector writes the word.
-    pub(crate) fn set_ready(&self) {
+    fn set_ready(&self) {
         let selected = self.state.load(Ordering::Relaxed);
         debug_assert!(selected >= 1 << SHIFT, "set_ready before try_select");
         self.state.store(selected | READY, Ordering::Release);
@@ -176,27 +250,15 @@ impl Context {
     /// Whether nobody has selected or aborted the context (a hint: it may
     /// change as soon as it is read, unless the reader holds the lock of
     /// every queue the context is in).
-    pub(crate) fn is_waiting(&self) -> bool {
+    fn is_waiting(&self) -> bool {
         self.state.load(Ordering::Relaxed) == WAITING
-    }
-
-    /// Wakes the waiter. Call after `set_ready`, outside the queue's lock.
-    pub(crate) fn unpark(&self) {
-        match &self.target {
-            #[cfg(not(loom))]
-            Some(Target::Fiber(fiber)) => fiber.unpark(),
-            #[cfg(loom)]
-            Some(Target::Thread(thread)) => thread.unpark(),
-            Some(Target::Waker(waker)) => waker.lock().wake_by_ref(),
-            None => {}
-        }
     }
 
     /// For an async waiter: the waker to wake from now on. Returns the
     /// selected operation if it is already done (the caller then takes
     /// the result instead of waiting).
     pub(crate) fn update_waker(&self, new: &Waker) -> Option<usize> {
-        if let Some(Target::Waker(waker)) = &self.target {
+        if let Target::Waker(waker) = &self.target {
             let mut waker = waker.lock();
             if !waker.will_wake(new) {
                 waker.clone_from(new);
@@ -259,7 +321,7 @@ impl Context {
 /// A queue a context can be registered in, for [`wait_on`].
 pub(crate) trait Queue {
     /// Removes the entries of `cx` (after an abort).
-    fn unregister(&self, cx: &Arc<Context>);
+    fn unregister(&self, cx: &Context);
 
     /// The waiter is being unwound, but operation `oper` completed for it
     /// meanwhile: undo what it cannot keep (give a lock back).
@@ -270,13 +332,13 @@ pub(crate) trait Queue {
 /// Unregisters it unless selected, also when the wait unwinds.
 pub(crate) fn wait_on<Q: Queue + ?Sized>(
     queue: &Q,
-    cx: Arc<Context>,
+    cx: &Context,
     deadline: Option<Instant>,
 ) -> Outcome {
     /// Runs only if the wait unwinds (the fiber is being cancelled).
     struct Unwinding<'a, Q: Queue + ?Sized> {
         queue: &'a Q,
-        cx: &'a Arc<Context>,
+        cx: &'a Context,
     }
     impl<Q: Queue + ?Sized> Drop for Unwinding<'_, Q> {
         fn drop(&mut self) {
@@ -286,13 +348,12 @@ pub(crate) fn wait_on<Q: Queue + ?Sized>(
             }
         }
     }
-    let unwinding = Unwinding { queue, cx: &cx };
+    let unwinding = Unwinding { queue, cx };
     let outcome = cx.wait(deadline);
     std::mem::forget(unwinding);
     if !matches!(outcome, Outcome::Selected(_)) {
-        queue.unregister(&cx);
+        queue.unregister(cx);
     }
-    Context::recycle(cx);
     outcome
 }
 
@@ -367,41 +428,5 @@ pub(crate) mod park {
     #[cfg(loom)]
     pub(crate) fn spin() {
         ::loom::thread::yield_now();
-    }
-}
-
-/// Each thread keeps one spare context, so a blocking operation usually
-/// allocates nothing. Reached through non-inlined functions (the runtime's
-/// thread-local rule, see `sched/worker.rs`). Models always allocate.
-mod spare {
-    use super::Context;
-    use crate::loom::sync::Arc;
-
-    #[cfg(not(loom))]
-    thread_local! {
-        static SPARE: std::cell::Cell<Option<Arc<Context>>> = const { std::cell::Cell::new(None) };
-    }
-
-    #[cfg(not(loom))]
-    #[inline(never)]
-    pub(super) fn take() -> Option<Arc<Context>> {
-        SPARE.try_with(std::cell::Cell::take).ok().flatten()
-    }
-
-    #[cfg(not(loom))]
-    #[inline(never)]
-    pub(super) fn put(cx: Arc<Context>) {
-        // At thread exit the slot may be gone: then the context just drops.
-        let _ = SPARE.try_with(|spare| drop(spare.replace(Some(cx))));
-    }
-
-    #[cfg(loom)]
-    pub(super) fn take() -> Option<Arc<Context>> {
-        None
-    }
-
-    #[cfg(loom)]
-    pub(super) fn put(cx: Arc<Context>) {
-        drop(cx);
     }
 }

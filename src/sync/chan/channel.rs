@@ -37,13 +37,14 @@
 //! channel.
 
 use std::collections::VecDeque;
+use std::pin::{Pin, pin};
 use std::time::Instant;
 
 use super::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
-use crate::loom::sync::{Arc, Mutex, MutexGuard};
-use crate::sync::waiter::{self, Context, Outcome, Queue};
+use crate::loom::sync::{Mutex, MutexGuard};
+use crate::sync::waiter::{self, Context, CxRef, Outcome, Queue, Wake};
 
 /// A value slot owned by a waiting operation; see the module doc.
 pub(crate) struct Packet<T>(UnsafeCell<Option<T>>);
@@ -78,7 +79,7 @@ impl<T> Packet<T> {
 
 /// A waiting operation in one of the channel's waiter queues.
 pub(crate) struct Entry<T> {
-    pub(crate) cx: Arc<Context>,
+    pub(crate) cx: CxRef,
     /// Which operation of the waiter this is (the branch of a `select!`).
     pub(crate) oper: usize,
     pub(crate) packet: *const Packet<T>,
@@ -136,16 +137,15 @@ impl<T> Waiters<T> {
 
     /// Whether a live entry of another context is queued (a hint, used
     /// while registering a `select!`).
-    fn has_other(&self, cx: &Arc<Context>) -> bool {
-        self.iter()
-            .any(|e| !Arc::ptr_eq(&e.cx, cx) && e.cx.is_waiting())
+    fn has_other(&self, cx: &Context) -> bool {
+        self.iter().any(|e| !e.cx.is(cx) && e.cx.is_waiting())
     }
 
-    fn remove(&mut self, cx: &Arc<Context>) {
-        if self.head.as_ref().is_some_and(|e| Arc::ptr_eq(&e.cx, cx)) {
+    fn remove(&mut self, cx: &Context) {
+        if self.head.as_ref().is_some_and(|e| e.cx.is(cx)) {
             self.head = None;
         }
-        self.rest.retain(|e| !Arc::ptr_eq(&e.cx, cx));
+        self.rest.retain(|e| !e.cx.is(cx));
     }
 }
 
@@ -169,10 +169,10 @@ pub(crate) struct Chan<T> {
     receivers: AtomicUsize,
 }
 
-/// Unparks a selected waiter, after the lock is released.
-fn wake(cx: Option<Arc<Context>>) {
-    if let Some(cx) = cx {
-        cx.unpark();
+/// Wakes a selected waiter, after the lock is released.
+fn wake(wake: Option<Wake>) {
+    if let Some(wake) = wake {
+        wake.wake();
     }
 }
 
@@ -217,19 +217,14 @@ impl<T> Chan<T> {
 
     /// Sends without waiting, under the lock. On success, returns the
     /// receiver to wake (if the value went straight to one).
-    fn send_locked(
-        &self,
-        inner: &mut Inner<T>,
-        value: T,
-    ) -> Result<Option<Arc<Context>>, TrySendError<T>> {
+    fn send_locked(&self, inner: &mut Inner<T>, value: T) -> Result<Option<Wake>, TrySendError<T>> {
         if inner.no_receivers {
             return Err(TrySendError::Disconnected(value));
         }
         if let Some(entry) = inner.recvs.select_first() {
             // SAFETY: we selected the entry's context, under the lock.
             unsafe { (*entry.packet).put(value) };
-            entry.cx.set_ready();
-            return Ok(Some(entry.cx));
+            return Ok(Some(entry.cx.complete()));
         }
         if inner.queue.len() < self.cap {
             inner.queue.push_back(value);
@@ -240,23 +235,21 @@ impl<T> Chan<T> {
 
     /// Receives without waiting, under the lock. On success, returns the
     /// sender to wake (whose value refilled the queue or came straight).
-    fn recv_locked(&self, inner: &mut Inner<T>) -> Result<(T, Option<Arc<Context>>), TryRecvError> {
+    fn recv_locked(&self, inner: &mut Inner<T>) -> Result<(T, Option<Wake>), TryRecvError> {
         if let Some(value) = inner.queue.pop_front() {
             let mut woken = None;
             if let Some(entry) = inner.sends.select_first() {
                 // SAFETY: we selected the entry's context, under the lock.
                 let refill = unsafe { (*entry.packet).take() }.expect("a waiting sender's value");
                 inner.queue.push_back(refill);
-                entry.cx.set_ready();
-                woken = Some(entry.cx);
+                woken = Some(entry.cx.complete());
             }
             return Ok((value, woken));
         }
         if let Some(entry) = inner.sends.select_first() {
             // SAFETY: we selected the entry's context, under the lock.
             let value = unsafe { (*entry.packet).take() }.expect("a waiting sender's value");
-            entry.cx.set_ready();
-            return Ok((value, Some(entry.cx)));
+            return Ok((value, Some(entry.cx.complete())));
         }
         if inner.no_senders {
             Err(TryRecvError::Disconnected)
@@ -300,14 +293,14 @@ impl<T> Chan<T> {
             Err(TrySendError::Full(value)) => value,
         };
         let packet = Packet::new(Some(value));
-        let cx = Context::for_current();
+        let cx = pin!(Context::for_current());
         inner.sends.push(Entry {
-            cx: cx.clone(),
+            cx: CxRef::new(cx.as_ref()),
             oper: 0,
             packet: &packet,
         });
         drop(inner);
-        let outcome = waiter::wait_on(&Side { chan: self }, cx, deadline);
+        let outcome = waiter::wait_on(&Side { chan: self }, &cx, deadline);
         // SAFETY: our context is READY or aborted and unregistered.
         let left = unsafe { packet.take() };
         match (outcome, left) {
@@ -332,14 +325,14 @@ impl<T> Chan<T> {
             Err(TryRecvError::Empty) => {}
         }
         let packet = Packet::new(None);
-        let cx = Context::for_current();
+        let cx = pin!(Context::for_current());
         inner.recvs.push(Entry {
-            cx: cx.clone(),
+            cx: CxRef::new(cx.as_ref()),
             oper: 0,
             packet: &packet,
         });
         drop(inner);
-        let outcome = waiter::wait_on(&Side { chan: self }, cx, deadline);
+        let outcome = waiter::wait_on(&Side { chan: self }, &cx, deadline);
         // SAFETY: our context is READY or aborted and unregistered.
         match (outcome, unsafe { packet.take() }) {
             (_, Some(value)) => Ok(value),
@@ -389,13 +382,13 @@ impl<T> Chan<T> {
 
     /// Registers a receive. Returns false, without registering, if the
     /// receive looks ready now (then the caller aborts and tries again).
-    pub(crate) fn register_recv(&self, cx: &Arc<Context>, oper: usize, packet: &Packet<T>) -> bool {
+    pub(crate) fn register_recv(&self, cx: Pin<&Context>, oper: usize, packet: &Packet<T>) -> bool {
         let mut inner = self.lock();
-        if !inner.queue.is_empty() || inner.no_senders || inner.sends.has_other(cx) {
+        if !inner.queue.is_empty() || inner.no_senders || inner.sends.has_other(&cx) {
             return false;
         }
         inner.recvs.push(Entry {
-            cx: cx.clone(),
+            cx: CxRef::new(cx),
             oper,
             packet,
         });
@@ -404,13 +397,13 @@ impl<T> Chan<T> {
 
     /// Registers a send of the value in `packet`; as
     /// [`register_recv`](Self::register_recv).
-    pub(crate) fn register_send(&self, cx: &Arc<Context>, oper: usize, packet: &Packet<T>) -> bool {
+    pub(crate) fn register_send(&self, cx: Pin<&Context>, oper: usize, packet: &Packet<T>) -> bool {
         let mut inner = self.lock();
-        if inner.queue.len() < self.cap || inner.no_receivers || inner.recvs.has_other(cx) {
+        if inner.queue.len() < self.cap || inner.no_receivers || inner.recvs.has_other(&cx) {
             return false;
         }
         inner.sends.push(Entry {
-            cx: cx.clone(),
+            cx: CxRef::new(cx),
             oper,
             packet,
         });
@@ -418,7 +411,7 @@ impl<T> Chan<T> {
     }
 
     /// Removes every entry of `cx`.
-    pub(crate) fn unregister(&self, cx: &Arc<Context>) {
+    pub(crate) fn unregister(&self, cx: &Context) {
         let mut inner = self.lock();
         inner.recvs.remove(cx);
         inner.sends.remove(cx);
@@ -432,9 +425,9 @@ impl<T> Chan<T> {
         if let Some(entry) = inner.recvs.select_first() {
             // SAFETY: we selected the entry's context, under the lock.
             unsafe { (*entry.packet).put(value) };
-            entry.cx.set_ready();
+            let wake = entry.cx.complete();
             drop(inner);
-            entry.cx.unpark();
+            wake.wake();
             return;
         }
         inner.queue.push_front(value);
@@ -465,7 +458,7 @@ impl<T> Chan<T> {
         }
         let woken = Self::select_all(&mut inner.recvs);
         drop(inner);
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
     }
 
     /// A receiver is gone; the last one disconnects the channel and drops
@@ -479,16 +472,15 @@ impl<T> Chan<T> {
         let left = std::mem::take(&mut inner.queue);
         let woken = Self::select_all(&mut inner.sends);
         drop(inner);
-        woken.iter().for_each(|cx| cx.unpark());
+        woken.into_iter().for_each(Wake::wake);
         drop(left);
     }
 
     /// Selects every live waiter of `waiters`, leaving packets as they are.
-    fn select_all(waiters: &mut Waiters<T>) -> Vec<Arc<Context>> {
+    fn select_all(waiters: &mut Waiters<T>) -> Vec<Wake> {
         let mut woken = Vec::new();
         while let Some(entry) = waiters.select_first() {
-            entry.cx.set_ready();
-            woken.push(entry.cx);
+            woken.push(entry.cx.complete());
         }
         woken
     }
@@ -500,7 +492,7 @@ struct Side<'a, T> {
 }
 
 impl<T> Queue for Side<'_, T> {
-    fn unregister(&self, cx: &Arc<Context>) {
+    fn unregister(&self, cx: &Context) {
         self.chan.unregister(cx);
     }
     // `undo`: nothing. A value handed over to a receive that is being

@@ -7,7 +7,6 @@ use std::task::{Context as TaskContext, Poll};
 
 use super::RecvError;
 use super::channel::{Chan, Packet};
-use crate::loom::sync::Arc;
 use crate::sync::waiter::Context;
 
 /// A receive, as a future; see [`Receiver::recv_async`](super::Receiver::recv_async).
@@ -64,9 +63,23 @@ impl<T> fmt::Debug for RecvFuture<'_, T> {
 /// The state of an async receive, apart from the channel it receives from
 /// (a borrowed one for [`RecvFuture`], an owned one for a oneshot receiver).
 pub(super) struct AsyncRecv<T> {
-    /// While registered: the context and the packet its entry points to.
-    waiting: Option<(Arc<Context>, Box<Packet<T>>)>,
+    /// While registered: the context and the packet its entry points to,
+    /// boxed so that they stay put while the future moves.
+    waiting: Option<Pin<Box<Waiting<T>>>>,
     done: bool,
+}
+
+struct Waiting<T> {
+    cx: Context,
+    packet: Packet<T>,
+}
+
+impl<T> Waiting<T> {
+    fn cx(self: Pin<&Self>) -> Pin<&Context> {
+        // SAFETY: structural pinning: `cx` is never moved out of a pinned
+        // `Waiting`, nor is a `&mut` to it handed out.
+        unsafe { self.map_unchecked(|w| &w.cx) }
+    }
 }
 
 /// The outcome left in a packet by a completed receive.
@@ -93,24 +106,26 @@ impl<T> AsyncRecv<T> {
             !self.done,
             "a weft receive future was polled after it completed"
         );
-        if let Some((cx, packet)) = &self.waiting {
-            if cx.update_waker(task.waker()).is_none() {
+        if let Some(waiting) = &self.waiting {
+            if waiting.cx.update_waker(task.waker()).is_none() {
                 return Poll::Pending;
             }
-            let result = outcome(packet);
+            let result = outcome(&waiting.packet);
             self.waiting = None;
             self.done = true;
             return Poll::Ready(result);
         }
-        let packet = Box::new(Packet::new(None));
-        let cx = Context::for_waker(task.waker().clone());
+        let waiting = Box::pin(Waiting {
+            cx: Context::for_waker(task.waker().clone()),
+            packet: Packet::new(None),
+        });
         loop {
-            if chan.try_recv_into(&packet) {
+            if chan.try_recv_into(&waiting.packet) {
                 self.done = true;
-                return Poll::Ready(outcome(&packet));
+                return Poll::Ready(outcome(&waiting.packet));
             }
-            if chan.register_recv(&cx, 0, &packet) {
-                self.waiting = Some((cx, packet));
+            if chan.register_recv(waiting.as_ref().cx(), 0, &waiting.packet) {
+                self.waiting = Some(waiting);
                 return Poll::Pending;
             }
             // It looked ready while registering: try again.
@@ -120,14 +135,14 @@ impl<T> AsyncRecv<T> {
     /// Unregisters a pending receive; a value handed to it meanwhile goes
     /// back to the channel.
     pub(super) fn cancel(&mut self, chan: &Chan<T>) {
-        let Some((cx, packet)) = self.waiting.take() else {
+        let Some(waiting) = self.waiting.take() else {
             return;
         };
-        match cx.abort_or_complete() {
-            None => chan.unregister(&cx),
+        match waiting.cx.abort_or_complete() {
+            None => chan.unregister(&waiting.cx),
             Some(_) => {
                 // SAFETY: READY: the sender is done with the packet.
-                if let Some(value) = unsafe { packet.take() } {
+                if let Some(value) = unsafe { waiting.packet.take() } {
                     chan.give_back(value);
                 }
             }

@@ -18,19 +18,19 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::pin::{Pin, pin};
 use std::time::Instant;
 
 use super::channel::{Chan, Packet};
 use super::{Receiver, RecvError, SendError, Sender};
-use crate::loom::sync::Arc;
 use crate::sync::waiter::{Context, Outcome};
 
 /// A select's waiting context, as the branches see it.
-pub struct Selector {
-    cx: Arc<Context>,
+pub struct Selector<'a> {
+    cx: Pin<&'a Context>,
 }
 
-impl fmt::Debug for Selector {
+impl fmt::Debug for Selector<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Selector").finish_non_exhaustive()
     }
@@ -43,9 +43,9 @@ pub trait Op {
     fn try_now(&self) -> bool;
     /// Registers the select's context for this operation as `oper`; false,
     /// without registering, if the operation looks ready.
-    fn register(&self, sel: &Selector, oper: usize) -> bool;
+    fn register(&self, sel: &Selector<'_>, oper: usize) -> bool;
     /// Removes the select's entries from this operation's channel.
-    fn unregister(&self, sel: &Selector);
+    fn unregister(&self, sel: &Selector<'_>);
     /// Marks this branch as the one the select chose.
     fn set_chosen(&self);
 }
@@ -83,10 +83,10 @@ impl<T> Op for RecvOp<'_, T> {
     fn try_now(&self) -> bool {
         self.chan.try_recv_into(&self.packet)
     }
-    fn register(&self, sel: &Selector, oper: usize) -> bool {
-        self.chan.register_recv(&sel.cx, oper, &self.packet)
+    fn register(&self, sel: &Selector<'_>, oper: usize) -> bool {
+        self.chan.register_recv(sel.cx, oper, &self.packet)
     }
-    fn unregister(&self, sel: &Selector) {
+    fn unregister(&self, sel: &Selector<'_>) {
         self.chan.unregister(&sel.cx);
     }
     fn set_chosen(&self) {
@@ -130,10 +130,10 @@ impl<T> Op for SendOp<'_, T> {
     fn try_now(&self) -> bool {
         self.chan.try_send_from(&self.packet)
     }
-    fn register(&self, sel: &Selector, oper: usize) -> bool {
-        self.chan.register_send(&sel.cx, oper, &self.packet)
+    fn register(&self, sel: &Selector<'_>, oper: usize) -> bool {
+        self.chan.register_send(sel.cx, oper, &self.packet)
     }
-    fn unregister(&self, sel: &Selector) {
+    fn unregister(&self, sel: &Selector<'_>) {
         self.chan.unregister(&sel.cx);
     }
     fn set_chosen(&self) {
@@ -198,24 +198,23 @@ pub fn select(ops: &[&dyn Op], mode: Mode) -> bool {
             Mode::Block => None,
             Mode::Deadline(deadline) => deadline,
         };
-        let sel = Selector {
-            cx: Context::for_current(),
-        };
+        let cx = pin!(Context::for_current());
+        let sel = Selector { cx: cx.as_ref() };
         let mut registered = 0;
         let all = order().all(|i| {
             let ok = ops[i].register(&sel, i);
             registered += usize::from(ok);
             ok
         });
-        let unregister_all = |sel: &Selector| {
+        let unregister_all = |sel: &Selector<'_>| {
             for i in order().take(registered) {
                 ops[i].unregister(sel);
             }
         };
         let outcome = if all {
             /// Runs only if the wait unwinds (runtime shutdown).
-            struct Unwinding<'a, F: Fn(&Selector)>(&'a Selector, &'a F);
-            impl<F: Fn(&Selector)> Drop for Unwinding<'_, F> {
+            struct Unwinding<'a, 'b, F: Fn(&Selector<'b>)>(&'a Selector<'b>, &'a F);
+            impl<'b, F: Fn(&Selector<'b>)> Drop for Unwinding<'_, 'b, F> {
                 fn drop(&mut self) {
                     // A branch that completed meanwhile has its value in
                     // its packet, which is dropped with the select.
@@ -233,13 +232,11 @@ pub fn select(ops: &[&dyn Op], mode: Mode) -> bool {
                 None => {
                     // Something looked ready: start over.
                     unregister_all(&sel);
-                    Context::recycle(sel.cx);
                     continue;
                 }
             }
         };
         unregister_all(&sel);
-        Context::recycle(sel.cx);
         return match outcome {
             Outcome::Selected(oper) => {
                 ops[oper].set_chosen();
