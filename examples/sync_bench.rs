@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run --release --example sync_bench            # everything
 //! cargo run --release --example sync_bench pingpong   # one workload
-//! cargo run --release --example sync_bench ring 100000
+//! cargo run --release --example sync_bench ring 100000 2   # N, workers
 //! ```
 //!
 //! - `pingpong`: two fibers bounce a counter over two rendezvous channels;
@@ -13,7 +13,10 @@
 //! - `ring N`: N fibers in a ring, each receiving from its own channel and
 //!   sending to the next one's; a token goes round. Time per hop, and the
 //!   process's peak RSS (`VmHWM`). Each N runs in its own child process, so
-//!   each peak is its own.
+//!   each peak is its own; with 2 workers and with 1 (with 2, the fibers
+//!   are spread over both workers by work stealing, and a hop from one
+//!   worker's fiber to the other's wakes that worker, so the figure
+//!   depends on how the ring was split).
 //!
 //! Each figure is the best of several runs (pingpong: 5 runs of 1,000,000
 //! round trips; ring: 3 runs of about 1,000,000 hops), since the machine
@@ -33,19 +36,24 @@ fn main() {
             let n = args
                 .get(1)
                 .map_or(10_000, |n| n.parse().expect("a ring size"));
-            ring(n);
+            let workers = args
+                .get(2)
+                .map_or(2, |w| w.parse().expect("a worker count"));
+            ring(n, workers);
         }
-        Some(other) => panic!("unknown workload {other}: pingpong | ring N"),
+        Some(other) => panic!("unknown workload {other}: pingpong | ring N [workers]"),
         None => {
             pingpong_all();
-            for n in [10_000, 100_000, 1_000_000] {
-                // A child per size: each reports its own peak RSS.
-                let exe = std::env::current_exe().expect("this program");
-                let status = Command::new(exe)
-                    .args(["ring", &n.to_string()])
-                    .status()
-                    .expect("run the ring");
-                assert!(status.success(), "ring {n} failed: {status}");
+            for workers in [2, 1] {
+                for n in [10_000, 100_000, 1_000_000] {
+                    // A child per size: each reports its own peak RSS.
+                    let exe = std::env::current_exe().expect("this program");
+                    let status = Command::new(exe)
+                        .args(["ring", &n.to_string(), &workers.to_string()])
+                        .status()
+                        .expect("run the ring");
+                    assert!(status.success(), "ring {n} failed: {status}");
+                }
             }
         }
     }
@@ -94,8 +102,11 @@ fn pingpong(rt: &Runtime, rounds: u64) -> u64 {
 }
 
 /// A ring of `n` fibers; prints ns per hop and the peak RSS.
-fn ring(n: usize) {
-    let rt = Runtime::builder().workers(2).build().expect("a runtime");
+fn ring(n: usize, workers: usize) {
+    let rt = Runtime::builder()
+        .workers(workers)
+        .build()
+        .expect("a runtime");
     let laps: usize = (1_000_000 / n).max(1);
     let (setup, elapsed, hops) = rt.block_on(move || {
         let start = Instant::now();
@@ -144,7 +155,7 @@ fn ring(n: usize) {
     });
     drop(rt);
     println!(
-        "ring n={n}: {:.1} ns per hop ({hops} hops), setup {:.2} s, peak RSS {} MiB",
+        "ring n={n} workers={workers}: {:.1} ns per hop ({hops} hops), setup {:.2} s, peak RSS {} MiB",
         elapsed.as_nanos() as f64 / hops as f64,
         setup.as_secs_f64(),
         peak_rss_kib() / 1024
