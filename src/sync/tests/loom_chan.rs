@@ -176,3 +176,34 @@ fn loom_chan_select_takes_exactly_one() {
         assert!(rx1.try_recv().is_err() && rx2.try_recv().is_err());
     });
 }
+
+/// `select!` on rendezvous channels: its registration races a sender that
+/// waits (so registering sees it and starts over) and a send branch that
+/// waits for a receiver. Each value moves exactly once.
+#[test]
+fn loom_chan_select_meets_waiting_senders_and_receivers() {
+    ::loom::model(|| {
+        let (tx1, rx1) = bounded::<u32>(0);
+        let (tx2, rx2) = bounded::<u32>(0);
+        let sender = thread::spawn(move || tx1.send(1).unwrap());
+        let receiver = thread::spawn(move || rx2.recv().unwrap());
+        let mut got = 0;
+        let mut sent = false;
+        while got == 0 || !sent {
+            if got == 0 && !sent {
+                crate::select! {
+                    recv(rx1) -> v => got = v.unwrap(),
+                    send(tx2, 2) -> r => { r.unwrap(); sent = true; },
+                }
+            } else if got == 0 {
+                got = rx1.recv().unwrap();
+            } else {
+                tx2.send(2).unwrap();
+                sent = true;
+            }
+        }
+        assert_eq!(got, 1);
+        sender.join().unwrap();
+        assert_eq!(receiver.join().unwrap(), 2);
+    });
+}
