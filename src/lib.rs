@@ -38,9 +38,13 @@ pub mod net;
 pub mod runtime;
 mod sched;
 pub mod stack_pool;
+pub mod sync;
 
 pub use error::JoinError;
 pub use fiber::current::{sleep, yield_now};
 pub use fiber::{JoinHandle, spawn};
 pub use runtime::{Runtime, run};
 pub use sched::blocking::blocking;
+pub use sync::block_on;
+#[doc(inline)]
+pub use sync::chan;

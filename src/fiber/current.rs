@@ -213,3 +213,12 @@ pub fn yield_now() {
         None => std::thread::yield_now(),
     }
 }
+
+/// Whether the running fiber is cancelled: its runtime is shutting down, so
+/// its parks return at once (it is being unwound, or is about to be). A
+/// blocking operation that would wait must then give up instead of parking
+/// in a loop. Off a fiber: false.
+pub(crate) fn is_cancelled() -> bool {
+    // SAFETY: see `current_task`.
+    current_task().is_some_and(|task| unsafe { &*task }.header.state.load().is_cancelled())
+}

@@ -17,7 +17,10 @@
 //! reference: the result goes with the task's memory.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use super::Fiber;
 use super::task::{Body, TaskCell, TaskRef};
@@ -30,7 +33,7 @@ const WAITER: usize = 2;
 
 /// The completion handshake between a fiber and its joiner.
 #[derive(Debug, Default)]
-pub(crate) struct JoinState<W = Fiber> {
+pub(crate) struct JoinState<W = Waiter> {
     state: AtomicUsize,
     waiter: Mutex<Option<W>>,
 }
@@ -40,9 +43,20 @@ pub(crate) trait Wakeable {
     fn wake(self);
 }
 
-impl Wakeable for Fiber {
+/// Who waits for a fiber: another fiber (or a thread), parked in
+/// [`JoinHandle::join`], or an async task that awaits the handle.
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    Fiber(Fiber),
+    Waker(Waker),
+}
+
+impl Wakeable for Waiter {
     fn wake(self) {
-        self.unpark();
+        match self {
+            Waiter::Fiber(fiber) => fiber.unpark(),
+            Waiter::Waker(waker) => waker.wake(),
+        }
     }
 }
 
@@ -75,7 +89,9 @@ impl<W: Wakeable> JoinState<W> {
 
     /// The joiner's side: registers `waiter` unless the result is already
     /// there. Returns true if the joiner must wait (park, then check
-    /// `is_complete` again).
+    /// `is_complete` again). Registering again replaces the waiter (an
+    /// async joiner polled with a new waker); the finisher wakes whichever
+    /// is there when it completes.
     pub(crate) fn register(&self, waiter: W) -> bool {
         if self.is_complete() {
             return false;
@@ -105,6 +121,17 @@ pub(crate) trait JoinTarget<T>: Body {
 ///
 /// Joining twice does not compile: `join` takes the handle.
 ///
+/// A `JoinHandle` is also a `Future` of the same result, so async code can
+/// wait for a fiber (after it completes, polling again panics):
+///
+/// ```
+/// let n = weft::run(|| {
+///     let fiber = weft::spawn(|| 6 * 7);
+///     weft::block_on(async move { fiber.await.unwrap() })
+/// });
+/// assert_eq!(n, 42);
+/// ```
+///
 /// ```compile_fail
 /// weft::run(|| {
 ///     let h = weft::spawn(|| 1);
@@ -114,11 +141,13 @@ pub(crate) trait JoinTarget<T>: Body {
 /// ```
 pub struct JoinHandle<T> {
     task: Arc<TaskCell<dyn JoinTarget<T>>>,
+    /// The result was taken by a poll.
+    taken: bool,
 }
 
 impl<T: 'static> JoinHandle<T> {
     pub(crate) fn new(task: Arc<TaskCell<dyn JoinTarget<T>>>) -> JoinHandle<T> {
-        JoinHandle { task }
+        JoinHandle { task, taken: false }
     }
 
     /// Waits for the fiber to finish and returns its result: the value its
@@ -138,8 +167,12 @@ impl<T: 'static> JoinHandle<T> {
     /// assert_eq!(n, 42);
     /// ```
     pub fn join(self) -> Result<T, JoinError> {
+        assert!(
+            !self.taken,
+            "JoinHandle::join after the handle was awaited to completion"
+        );
         let join = self.task.body.join_state();
-        if !join.is_complete() && join.register(super::current()) {
+        if !join.is_complete() && join.register(Waiter::Fiber(super::current())) {
             while !join.is_complete() {
                 if super::current::is_cancelled() {
                     // Waiting would spin: park returns at once, and the
@@ -163,6 +196,24 @@ impl<T: 'static> JoinHandle<T> {
     pub fn fiber(&self) -> Fiber {
         let task: TaskRef = self.task.clone();
         Fiber::from_task(task)
+    }
+}
+
+impl<T: 'static> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    /// Ready with the fiber's result once it has finished; until then the
+    /// task's waker is registered and woken by the fiber's completion.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(!this.taken, "JoinHandle polled after it completed");
+        let join = this.task.body.join_state();
+        if !join.is_complete() && join.register(Waiter::Waker(cx.waker().clone())) {
+            return Poll::Pending;
+        }
+        this.taken = true;
+        // SAFETY: complete, and `taken` makes this the only take.
+        Poll::Ready(unsafe { this.task.body.take_result() })
     }
 }
 

@@ -6,6 +6,8 @@ pub(crate) mod sync {
     use std::ops::{Deref, DerefMut};
     use std::time::Duration;
 
+    pub(crate) use ::loom::sync::Arc;
+
     pub(crate) mod atomic {
         pub(crate) use ::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
     }
@@ -78,6 +80,28 @@ pub(crate) mod sync {
 
         pub(crate) fn notify_one(&self) {
             self.0.notify_one();
+        }
+    }
+}
+
+pub(crate) mod cell {
+    /// loom's checked cell: a racy access is a "Causality violation".
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(::loom::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(value: T) -> UnsafeCell<T> {
+            UnsafeCell(::loom::cell::UnsafeCell::new(value))
+        }
+
+        /// Calls `f` with a shared pointer to the value.
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            self.0.with(f)
+        }
+
+        /// Calls `f` with a mutable pointer to the value.
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            self.0.with_mut(f)
         }
     }
 }

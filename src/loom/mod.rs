@@ -7,9 +7,11 @@
 //! `src/sched/tests/` explore every interleaving of the real protocol code.
 //!
 //! Both sides offer the same API: `Mutex::lock` returns the guard (no
-//! poisoning), and `Condvar::wait`/`wait_timeout` take the guard by `&mut`.
-//! Models that need loom's checked `UnsafeCell` or threads use `::loom`
-//! directly.
+//! poisoning), and `Condvar::wait`/`wait_timeout` take the guard by `&mut`;
+//! `sync::Arc` (loom's tracks leaks) and `cell::UnsafeCell` with loom's
+//! `with`/`with_mut` closures (loom's checks every access for races), used
+//! by `sync/` for the values its channels hand over. Models that need
+//! loom's threads use `::loom` directly.
 
 #[cfg(not(loom))]
 mod std;

@@ -5,6 +5,8 @@ pub(crate) mod sync {
     use std::ops::{Deref, DerefMut};
     use std::time::Duration;
 
+    pub(crate) use std::sync::Arc;
+
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
     }
@@ -81,6 +83,35 @@ pub(crate) mod sync {
 
         pub(crate) fn notify_one(&self) {
             self.0.notify_one();
+        }
+    }
+}
+
+pub(crate) mod cell {
+    /// `std::cell::UnsafeCell` with loom's closure API, so code written
+    /// for loom's checked cell compiles to plain pointer accesses here.
+    #[derive(Debug, Default)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> UnsafeCell<T> {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Calls `f` with a shared pointer to the value.
+        #[allow(
+            dead_code,
+            reason = "the same API as loom's cell; not every build reads"
+        )]
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Calls `f` with a mutable pointer to the value.
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
         }
     }
 }
