@@ -35,8 +35,10 @@ pub(crate) fn locals_ptr() -> Option<*mut Option<Box<Locals>>> {
     current_task().map(|task| unsafe { &raw mut (*(*task).header.side()).locals })
 }
 
-/// Whether the calling fiber is being cancelled (its runtime is shutting
-/// down): its parks and yields return at once. False off a fiber.
+/// Whether the calling fiber is being cancelled: its runtime is shutting
+/// down, so its parks and yields return at once (it is being unwound, or is
+/// about to be). A blocking operation that would wait must then give up
+/// instead of parking in a loop. Off a fiber: false.
 pub(crate) fn is_cancelled() -> bool {
     // SAFETY: see `current_task`.
     current_task().is_some_and(|task| unsafe { &*task }.header.state.load().is_cancelled())
@@ -212,13 +214,4 @@ pub fn yield_now() {
         Some(task) => switch_out(unsafe { &*task }, Reason::Yield),
         None => std::thread::yield_now(),
     }
-}
-
-/// Whether the running fiber is cancelled: its runtime is shutting down, so
-/// its parks return at once (it is being unwound, or is about to be). A
-/// blocking operation that would wait must then give up instead of parking
-/// in a loop. Off a fiber: false.
-pub(crate) fn is_cancelled() -> bool {
-    // SAFETY: see `current_task`.
-    current_task().is_some_and(|task| unsafe { &*task }.header.state.load().is_cancelled())
 }
