@@ -29,6 +29,7 @@ compile_error!(
     "weft supports Linux on x86_64 only for now; see README.md, \"Platforms\", for what another target needs"
 );
 
+pub mod actor;
 mod arch;
 pub mod coroutine;
 mod error;

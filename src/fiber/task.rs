@@ -73,7 +73,6 @@ pub(crate) enum BodyEnd {
     Exit,
     /// For now: the task goes IDLE and gives its stack back; a wake runs
     /// the body again, on a fresh fiber, on any worker (actors).
-    #[expect(dead_code, reason = "the actor layer's bodies go idle")]
     Idle,
 }
 

@@ -54,7 +54,7 @@ use self::park::Parker;
 use self::queue::{Injector, LocalQueue, Stealer};
 use self::registry::Registry;
 use crate::fiber::state::{Claim, Wake};
-use crate::fiber::task::{Outcome, TaskRef};
+use crate::fiber::task::{Header, Outcome, TaskRef};
 use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicBool, Ordering, fence};
 use crate::stack_pool::{StackError, StackPool};
@@ -250,10 +250,19 @@ pub(crate) fn cancel_unstarted(task: TaskRef) {
 /// Wakes a task (std's `unpark`), from any thread: see the table in the
 /// module doc for where it goes.
 pub(crate) fn wake(task: &TaskRef) {
-    match task.header.state.wake() {
+    wake_by(&task.header, || task.clone());
+}
+
+/// [`wake`] for a caller that holds the task under another type: `task`
+/// makes the reference to queue, only when the task must be queued.
+pub(crate) fn wake_by(header: &Header, task: impl FnOnce() -> TaskRef) {
+    match header.state.wake() {
         Wake::Nothing => {}
-        Wake::Schedule => task.body.schedule_idle(task.clone()),
-        Wake::Resume => resume(task.clone()),
+        Wake::Schedule => {
+            let task = task();
+            task.clone().body.schedule_idle(task);
+        }
+        Wake::Resume => resume(task()),
     }
 }
 

@@ -1,0 +1,326 @@
+//! An actor as the scheduler sees it: a task whose body handles a batch of
+//! messages and then returns to idle, giving its stack back.
+//!
+//! A message to an idle actor wakes its task (IDLE to SCHEDULED), which
+//! any worker may take: the body runs on a fresh fiber with a pooled
+//! stack, handles up to [`BATCH`] envelopes, and returns
+//! [`BodyEnd::Idle`]. If more arrived meanwhile, the wake that came with
+//! them left a token, and the task is queued again at once (so one busy
+//! actor cannot starve the others); otherwise it is IDLE, holding no stack
+//! and sitting in no queue. A handler may block (park, sleep, a socket
+//! read, `ask` another actor): only then does the actor keep a stack
+//! while it waits.
+//!
+//! The actor's state is touched only by the task's claimant (the fiber
+//! running its body), like a spawned fiber's closure.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use super::context::Context;
+use super::link::{ActorRef, Control, StopReason};
+use super::mailbox::{Envelope, Mailbox, Signal};
+use super::{Actor, ActorId, registry};
+use crate::fiber::task::{Body, BodyEnd, Outcome, TaskCell, TaskRef};
+use crate::sched::Shared;
+
+/// How many envelopes an actor handles before it gives the others a turn.
+pub(crate) const BATCH: usize = 64;
+
+/// The actor's state and where it is in its life.
+pub(crate) enum Life<A> {
+    /// Not started: `started` has not run yet.
+    New(A),
+    /// Running (or between runs).
+    Running(A),
+    /// Stopped: the state was dropped after `stopped` ran.
+    Stopped,
+}
+
+/// Claimant-only state.
+pub(crate) struct Slot<A> {
+    pub(crate) life: Life<A>,
+    /// Exit signals from linked actors arrive as calls to
+    /// `Actor::linked_exit` instead of stopping this one.
+    pub(crate) trap_exit: bool,
+}
+
+/// The body of an actor's task.
+pub(crate) struct ActorCell<A: Actor> {
+    pub(crate) mailbox: Mailbox<A::Msg>,
+    slot: UnsafeCell<Slot<A>>,
+    /// The runtime the actor runs on (to queue it when a message arrives
+    /// while it is idle).
+    runtime: Arc<Shared>,
+}
+
+// SAFETY: `slot` is only touched by the task's claimant (one thread at a
+// time, the hand-offs ordered by the task's state word); A is Send.
+unsafe impl<A: Actor> Sync for ActorCell<A> {}
+
+impl<A: Actor> ActorCell<A> {
+    pub(crate) fn new(actor: A, capacity: u32, runtime: Arc<Shared>) -> ActorCell<A> {
+        ActorCell {
+            mailbox: Mailbox::new(capacity),
+            slot: UnsafeCell::new(Slot {
+                life: Life::New(actor),
+                trap_exit: false,
+            }),
+            runtime,
+        }
+    }
+
+    /// The claimant's state.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the task's claimant, and holds no other reference to
+    /// the slot.
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "exclusive to the claimant, as documented"
+    )]
+    unsafe fn slot(&self) -> &mut Slot<A> {
+        // SAFETY: the caller's contract.
+        unsafe { &mut *self.slot.get() }
+    }
+}
+
+impl<A: Actor> Body for ActorCell<A> {
+    fn run(&self, _task: &TaskCell<dyn Body>) -> BodyEnd {
+        // SAFETY: we run on the task's fiber, its claimant.
+        let slot = unsafe { self.slot() };
+        let me = cell_task(self);
+        let mut ctx = Context::new(&me, slot.trap_exit);
+        let actor = match std::mem::replace(&mut slot.life, Life::Stopped) {
+            Life::New(mut actor) => {
+                actor.started(&mut ctx);
+                slot.life = Life::Running(actor);
+                let Life::Running(actor) = &mut slot.life else {
+                    unreachable!()
+                };
+                actor
+            }
+            Life::Running(actor) => {
+                slot.life = Life::Running(actor);
+                let Life::Running(actor) = &mut slot.life else {
+                    unreachable!()
+                };
+                actor
+            }
+            Life::Stopped => return BodyEnd::Exit,
+        };
+        if let Some(reason) = ctx.take_stop() {
+            slot.trap_exit = ctx.trap_exit();
+            stop(self, &me, slot, reason);
+            return BodyEnd::Exit;
+        }
+        let mut batch = VecDeque::with_capacity(8);
+        let killed = self.mailbox.take_batch(&mut batch, BATCH);
+        if killed {
+            drop(batch);
+            stop(self, &me, slot, StopReason::Killed);
+            return BodyEnd::Exit;
+        }
+        let handled = batch.len();
+        while let Some(envelope) = batch.pop_front() {
+            let verdict = match envelope {
+                Envelope::Message(msg) => {
+                    actor.handle(msg, &mut ctx);
+                    None
+                }
+                Envelope::Signal(Signal::Stop) => Some(StopReason::Normal),
+                Envelope::Signal(Signal::Exit(from, reason)) => {
+                    if ctx.trap_exit() {
+                        actor.linked_exit(from, &reason, &mut ctx);
+                        None
+                    } else if reason.is_abnormal() {
+                        Some(StopReason::Linked(from))
+                    } else {
+                        None
+                    }
+                }
+                Envelope::Signal(Signal::Down(from, reason)) => {
+                    actor.down(from, &reason, &mut ctx);
+                    None
+                }
+            };
+            if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
+                // What is left of the batch goes with the mailbox.
+                drop(batch);
+                slot.trap_exit = ctx.trap_exit();
+                stop(self, &me, slot, reason);
+                return BodyEnd::Exit;
+            }
+        }
+        slot.trap_exit = ctx.trap_exit();
+        if handled == BATCH {
+            // A full batch: there may be more. Leave a token so the task is
+            // queued again behind the others instead of going idle.
+            crate::sched::wake_by(&me.header, || me.clone());
+        }
+        BodyEnd::Idle
+    }
+
+    fn complete(&self, outcome: Outcome) {
+        let reason = match outcome {
+            // `run` already went through `stop`.
+            Outcome::Returned => return,
+            Outcome::Panicked(payload) => StopReason::from_panic(payload.as_ref()),
+            Outcome::Cancelled => StopReason::Shutdown,
+            Outcome::NoStack(err) => StopReason::NoStack(err.to_string()),
+        };
+        // SAFETY: `complete` runs on the claimant (the fiber, after its
+        // body, or the worker that could not start it).
+        let slot = unsafe { self.slot() };
+        let me = cell_task(self);
+        stop(self, &me, slot, reason);
+    }
+
+    fn schedule_idle(&self, task: TaskRef) {
+        self.runtime.spawn(task);
+    }
+}
+
+/// The task cell whose body is `cell`. Every `ActorCell` is the body of
+/// an `Arc<TaskCell<ActorCell<A>>>` (only `actor::Builder::spawn` makes
+/// them).
+fn cell_task_ptr<A: Actor>(cell: &ActorCell<A>) -> *const TaskCell<ActorCell<A>> {
+    let offset = std::mem::offset_of!(TaskCell<ActorCell<A>>, body);
+    (cell as *const ActorCell<A>)
+        .cast::<u8>()
+        .wrapping_sub(offset)
+        .cast()
+}
+
+/// A counted reference to the task whose body is `cell`.
+fn cell_task<A: Actor>(cell: &ActorCell<A>) -> Arc<TaskCell<ActorCell<A>>> {
+    let ptr = cell_task_ptr(cell);
+    // SAFETY: the task is alive while its body runs or completes (the
+    // callers' cases); we add a count for the new Arc.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Arc::from_raw(ptr)
+    }
+}
+
+/// The stop sequence, on the claimant: the `stopped` hook, then the
+/// mailbox closed (messages left are dropped), links and monitors told,
+/// names unregistered, joiners woken, the state dropped.
+fn stop<A: Actor>(
+    cell: &ActorCell<A>,
+    me: &Arc<TaskCell<ActorCell<A>>>,
+    slot: &mut Slot<A>,
+    reason: StopReason,
+) {
+    let actor = match std::mem::replace(&mut slot.life, Life::Stopped) {
+        Life::New(actor) | Life::Running(actor) => Some(actor),
+        Life::Stopped => None,
+    };
+    if let Some(mut actor) = actor {
+        let mut ctx = Context::new(me, slot.trap_exit);
+        // A hook that panics does not stop the sequence (the reason stays
+        // the one that stopped the actor).
+        let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason, &mut ctx)));
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(actor)));
+    }
+    let (left, relations, senders) = {
+        let mut inner = cell.mailbox.lock();
+        if inner.closed {
+            return;
+        }
+        inner.closed = true;
+        let left = std::mem::take(&mut inner.queue);
+        let relations = inner.relations.get_or_insert_with(Default::default);
+        relations.stopped = Some(reason.clone());
+        let taken = (
+            std::mem::take(&mut relations.links),
+            std::mem::take(&mut relations.monitors),
+            std::mem::take(&mut relations.names),
+            std::mem::take(&mut relations.joiners),
+        );
+        let senders = inner.drain_waiting_senders();
+        (left, taken, senders)
+    };
+    let _ = catch_unwind(AssertUnwindSafe(|| drop(left)));
+    let (links, monitors, names, joiners) = relations;
+    let id = me.body.id();
+    for linked in links {
+        linked.0.body.remove_link(id);
+        linked.signal(Signal::Exit(id, reason.clone()));
+    }
+    for watcher in monitors {
+        watcher.signal(Signal::Down(id, reason.clone()));
+    }
+    registry::forget(id, &names);
+    for fiber in joiners.into_iter().chain(senders) {
+        fiber.unpark();
+    }
+}
+
+impl<A: Actor> Control for ActorCell<A> {
+    fn id(&self) -> ActorId {
+        ActorId(cell_header_id(self))
+    }
+
+    fn deliver(&self, signal: Signal) -> bool {
+        self.mailbox.push_signal(signal)
+    }
+
+    fn add_link(&self, other: ActorRef) -> Result<(), StopReason> {
+        let mut inner = self.mailbox.lock();
+        let relations = inner.relations.get_or_insert_with(Default::default);
+        if let Some(reason) = &relations.stopped {
+            return Err(reason.clone());
+        }
+        if !relations.links.iter().any(|l| l.id() == other.id()) {
+            relations.links.push(other);
+        }
+        Ok(())
+    }
+
+    fn remove_link(&self, id: ActorId) {
+        let mut inner = self.mailbox.lock();
+        if let Some(relations) = inner.relations.as_mut() {
+            relations.links.retain(|l| l.id() != id);
+        }
+    }
+
+    fn mark_killed(&self) -> bool {
+        let mut inner = self.mailbox.lock();
+        if inner.closed {
+            return false;
+        }
+        inner.killed = true;
+        true
+    }
+
+    fn add_joiner(&self, fiber: crate::fiber::Fiber) -> Option<StopReason> {
+        let mut inner = self.mailbox.lock();
+        let relations = inner.relations.get_or_insert_with(Default::default);
+        if let Some(reason) = &relations.stopped {
+            return Some(reason.clone());
+        }
+        relations.joiners.push(fiber);
+        None
+    }
+
+    fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason> {
+        let mut inner = self.mailbox.lock();
+        let relations = inner.relations.get_or_insert_with(Default::default);
+        if let Some(reason) = &relations.stopped {
+            return Err(reason.clone());
+        }
+        relations.monitors.push(watcher);
+        Ok(())
+    }
+}
+
+/// The task id of the cell's task (its actor id).
+fn cell_header_id<A: Actor>(cell: &ActorCell<A>) -> u64 {
+    // SAFETY: the cell is borrowed, so its task is alive; the header's id
+    // is immutable.
+    unsafe { (*cell_task_ptr(cell)).header.id.as_u64() }
+}

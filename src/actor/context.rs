@@ -1,0 +1,111 @@
+//! What an actor's hooks get besides the message: its own address, and
+//! the ways to stop, link, monitor and trap exits.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::cell::ActorCell;
+use super::link::{ActorRef, Control, StopReason};
+use super::mailbox::Signal;
+use super::{Actor, ActorId, Addr};
+use crate::fiber::task::TaskCell;
+
+/// The context of an actor's hook (`started`, `handle`, `stopped`, ...).
+pub struct Context<A: Actor> {
+    me: Arc<TaskCell<ActorCell<A>>>,
+    stop: Option<StopReason>,
+    trap_exit: bool,
+}
+
+impl<A: Actor> Context<A> {
+    pub(crate) fn new(me: &Arc<TaskCell<ActorCell<A>>>, trap_exit: bool) -> Context<A> {
+        Context {
+            me: me.clone(),
+            stop: None,
+            trap_exit,
+        }
+    }
+
+    /// This actor's address (to hand to others, or to send to itself).
+    pub fn addr(&self) -> Addr<A> {
+        Addr::from_cell(self.me.clone())
+    }
+
+    /// This actor's id.
+    pub fn id(&self) -> ActorId {
+        self.me.body.id()
+    }
+
+    /// Stops the actor (reason [`StopReason::Normal`]) once the current
+    /// hook returns: messages still queued are dropped, `stopped` runs.
+    pub fn stop(&mut self) {
+        self.stop.get_or_insert(StopReason::Normal);
+    }
+
+    pub(crate) fn take_stop(&mut self) -> Option<StopReason> {
+        self.stop.take()
+    }
+
+    /// Whether exit signals from linked actors arrive as calls to
+    /// [`Actor::linked_exit`] instead of stopping this actor.
+    pub fn trap_exit(&self) -> bool {
+        self.trap_exit
+    }
+
+    /// Sets [`trap_exit`](Self::trap_exit).
+    pub fn set_trap_exit(&mut self, trap: bool) {
+        self.trap_exit = trap;
+    }
+
+    fn me_ref(&self) -> ActorRef {
+        let me: Arc<TaskCell<dyn Control>> = self.me.clone();
+        ActorRef(me)
+    }
+
+    /// Links this actor with `other`, both ways: when either stops
+    /// abnormally (anything but [`StopReason::Normal`]), the other stops
+    /// with [`StopReason::Linked`], unless it traps exits (then its
+    /// [`Actor::linked_exit`] is called). Linking to an actor that has
+    /// already stopped delivers its exit at once.
+    pub fn link<B: Actor>(&mut self, other: &Addr<B>) {
+        self.link_ref(other.erased());
+    }
+
+    pub(crate) fn link_ref(&mut self, other: ActorRef) {
+        match other.0.body.add_link(self.me_ref()) {
+            Ok(()) => {
+                let _ = self.me.body.add_link(other);
+            }
+            Err(reason) => self.me_ref().signal(Signal::Exit(other.id(), reason)),
+        }
+    }
+
+    /// Undoes [`link`](Self::link), both ways.
+    pub fn unlink<B: Actor>(&mut self, other: &Addr<B>) {
+        self.unlink_ref(&other.erased());
+    }
+
+    pub(crate) fn unlink_ref(&mut self, other: &ActorRef) {
+        other.0.body.remove_link(self.id());
+        self.me.body.remove_link(other.id());
+    }
+
+    /// Watches `other`: when it stops (for any reason), this actor's
+    /// [`Actor::down`] is called with its id and reason. Watching an actor
+    /// that has already stopped delivers the notice at once.
+    pub fn monitor<B: Actor>(&mut self, other: &Addr<B>) {
+        let other = other.erased();
+        if let Err(reason) = other.0.body.add_monitor(self.me_ref()) {
+            self.me_ref().signal(Signal::Down(other.id(), reason));
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for Context<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.id())
+            .field("trap_exit", &self.trap_exit)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,144 @@
+//! Why actors stop, and who hears of it: links (both ways: an abnormal
+//! stop of one stops the other, unless it traps exits) and monitors (one
+//! way: a notice with the reason), as in Erlang.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::ActorId;
+use super::mailbox::Signal;
+use crate::fiber::Fiber;
+use crate::fiber::task::{Body, TaskCell};
+
+/// Why an actor stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// It stopped itself (`Context::stop`), or was asked to by
+    /// [`Addr::stop`](super::Addr::stop). Links do not propagate it.
+    Normal,
+    /// [`Addr::kill`](super::Addr::kill) stopped it before its queued
+    /// messages.
+    Killed,
+    /// A handler (or a hook) panicked, with this message.
+    Panicked(String),
+    /// An actor it was linked to stopped abnormally.
+    Linked(ActorId),
+    /// Its supervisor gave up (too many restarts) or stopped it.
+    Supervisor,
+    /// Its runtime shut down while it was running or waiting in a handler.
+    Shutdown,
+    /// It could not run: no stack could be had for it.
+    NoStack(String),
+}
+
+impl StopReason {
+    /// Whether links should propagate it: everything but `Normal`.
+    pub fn is_abnormal(&self) -> bool {
+        !matches!(self, StopReason::Normal)
+    }
+
+    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> StopReason {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+        StopReason::Panicked(message)
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Normal => f.write_str("stopped normally"),
+            StopReason::Killed => f.write_str("killed"),
+            StopReason::Panicked(message) => write!(f, "panicked: {message}"),
+            StopReason::Linked(id) => write!(f, "linked actor {id} stopped abnormally"),
+            StopReason::Supervisor => f.write_str("stopped by its supervisor"),
+            StopReason::Shutdown => f.write_str("its runtime shut down"),
+            StopReason::NoStack(err) => write!(f, "could not start: {err}"),
+        }
+    }
+}
+
+/// What any actor can do, whatever its message type: links and monitors
+/// hold these.
+pub(crate) trait Control: Body {
+    fn id(&self) -> ActorId;
+    /// Delivers a system signal; false if the actor has stopped.
+    fn deliver(&self, signal: Signal) -> bool;
+    /// Adds `other` to this actor's links, unless it has stopped (then
+    /// returns its stop reason).
+    fn add_link(&self, other: ActorRef) -> Result<(), StopReason>;
+    /// Removes `id` from this actor's links.
+    fn remove_link(&self, id: ActorId);
+    /// Adds `watcher` to those told when this actor stops, unless it has
+    /// stopped (then returns its stop reason).
+    fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason>;
+    /// Marks the actor killed; false if it has stopped.
+    fn mark_killed(&self) -> bool;
+    /// Adds `fiber` to those woken when the actor stops, unless it has
+    /// stopped (then returns its stop reason).
+    fn add_joiner(&self, fiber: Fiber) -> Option<StopReason>;
+}
+
+/// A type-erased reference to an actor.
+#[derive(Clone)]
+pub(crate) struct ActorRef(pub(crate) Arc<TaskCell<dyn Control>>);
+
+impl ActorRef {
+    pub(crate) fn id(&self) -> ActorId {
+        self.0.body.id()
+    }
+
+    /// Delivers a signal and wakes the actor to handle it.
+    pub(crate) fn signal(&self, signal: Signal) {
+        if self.0.body.deliver(signal) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        let task = &self.0;
+        crate::sched::wake_by(&task.header, || task.clone());
+    }
+
+    /// `Addr::kill`.
+    pub(crate) fn kill(&self) {
+        if self.0.body.mark_killed() {
+            self.wake();
+        }
+    }
+
+    /// `Addr::join`.
+    pub(crate) fn join(&self) -> StopReason {
+        loop {
+            if let Some(reason) = self.0.body.add_joiner(crate::fiber::current()) {
+                return reason;
+            }
+            crate::fiber::park();
+        }
+    }
+}
+
+impl fmt::Debug for ActorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorRef({})", self.id())
+    }
+}
+
+/// Who is told when an actor stops; kept in its mailbox, made on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Relations {
+    /// Linked actors: told with an exit signal, both ways.
+    pub(crate) links: Vec<ActorRef>,
+    /// Watchers: told with a down notice.
+    pub(crate) monitors: Vec<ActorRef>,
+    /// Names this actor is registered under.
+    pub(crate) names: Vec<String>,
+    /// Fibers (or threads) waiting in `Addr::join`.
+    pub(crate) joiners: Vec<Fiber>,
+    /// Set when the actor stops, for late links, monitors and joins.
+    pub(crate) stopped: Option<StopReason>,
+}
