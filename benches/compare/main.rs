@@ -6,6 +6,7 @@
 //! cargo bench --bench compare -- --only skynet     # some workloads (comma-separated)
 //! cargo bench --bench compare -- --peers weft,may  # some peers
 //! cargo bench --bench compare -- --timeout 60      # per child, in seconds (default 120)
+//! cargo bench --bench compare -- --reps 3 --size 100000  # override the table's repetitions and sizes
 //! ```
 //!
 //! The runner (the process `cargo bench` starts, which gets `--bench`)
@@ -48,12 +49,15 @@ struct Options {
     peers: Vec<Peer>,
     /// Repetitions, overriding each workload's own count.
     reps: Option<usize>,
+    /// A size for every workload, overriding the table's (to explore, or
+    /// to profile a smaller run).
+    size: Option<u64>,
 }
 
 fn usage() -> String {
     let names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
     format!(
-        "usage: compare [--bench] [--workers N] [--only W1,W2] [--peers P1,P2] [--timeout SECS] [--reps R]\n\
+        "usage: compare [--bench] [--workers N] [--only W1,W2] [--peers P1,P2] [--timeout SECS] [--reps R] [--size S]\n\
          workloads: {}\npeers: weft, tokio, may",
         names.join(", ")
     )
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Options, String> {
         only: None,
         peers: Peer::ALL.to_vec(),
         reps: None,
+        size: None,
     };
     let mut args = std::env::args().skip(1);
     let workload = |name: &str| {
@@ -95,6 +100,7 @@ fn parse_args() -> Result<Options, String> {
                 opts.timeout = Duration::from_secs(number("--timeout", args.next())? as u64)
             }
             "--reps" => opts.reps = Some(number("--reps", args.next())?),
+            "--size" => opts.size = Some(number("--size", args.next())? as u64),
             "--only" => {
                 let list = args.next().unwrap_or_default();
                 opts.only = Some(list.split(',').map(workload).collect::<Result<_, _>>()?);
@@ -106,7 +112,10 @@ fn parse_args() -> Result<Options, String> {
                     .map(|p| {
                         Peer::parse(p).ok_or_else(|| format!("no peer named {p:?}\n{}", usage()))
                     })
-                    .collect::<Result<_, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()?;
+                opts.peers
+                    .sort_by_key(|p| Peer::ALL.iter().position(|q| q == p));
+                opts.peers.dedup();
             }
             "--help" | "-h" => return Err(usage()),
             // `cargo bench NAME` passes NAME as a filter: treat it as

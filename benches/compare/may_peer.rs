@@ -52,7 +52,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 fn join<T>(h: JoinHandle<T>) -> Result<T, String> {
     h.join()
-        .map_err(|payload| format!("coroutine panicked: {}", panic_message(&*payload)))
+        .map_err(|payload| format!("panicked: {}", panic_message(&*payload)))
 }
 
 /// Runs `work` in a root coroutine and returns its result.
@@ -135,7 +135,7 @@ fn skynet_node(num: u64, size: u64) -> Result<u64, String> {
 
 pub(crate) fn skynet(p: &Params) -> Result<Measurement, String> {
     let p = *p;
-    let expected = skynet_expected(p.size);
+    let expected = skynet_expected(p.size)?;
     on_runtime(&p, move || {
         let mut m = Measurement::default();
         for _ in 0..p.reps {

@@ -37,6 +37,10 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
     println!("date:      {}", utc_now());
     println!("machine:   {}", machine());
     println!(
+        "load:      {} (before the first child; other processes share these cores)",
+        load()
+    );
+    println!(
         "workers:   {} (--workers N; default: the cores); rows marked 1 use one worker whatever --workers says",
         opts.workers
     );
@@ -47,6 +51,12 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
          one runtime (the first, cold one included); parked_rss is one measurement",
         opts.timeout.as_secs()
     );
+    if let Ok(exe) = std::env::current_exe() {
+        println!(
+            "one child: {} --child PEER WORKLOAD --workers N [--reps R] [--size S] (e.g. under perf record -e cpu-clock -g)",
+            exe.display()
+        );
+    }
     println!("peers:");
     println!(
         "  weft:  Runtime::builder().workers(N), defaults otherwise: 256 KiB stacks from the pool, committed as \
@@ -65,7 +75,12 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
     );
     println!("workloads:");
     for w in workloads {
-        println!("  {:<11} N={:<10} {}", w.name, w.size, w.what);
+        let size = opts.size.unwrap_or(w.size);
+        let overridden = if opts.size.is_some() { " (--size)" } else { "" };
+        println!("  {:<11} N={size:<10} {}{overridden}", w.name, w.what);
+    }
+    if opts.reps.is_some() {
+        println!("repetitions overridden by --reps");
     }
     println!();
 }
@@ -90,7 +105,7 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
         for (_, outcome) in &row.outcomes {
             cells.push(match outcome {
                 Outcome::Ok(m) => figure(m.median()),
-                Outcome::Failed(why) => truncate(&format!("failed: {why}"), 60),
+                Outcome::Failed(why) => truncate(&format!("failed: {why}"), 80),
             });
         }
         if with_weft {
@@ -133,8 +148,9 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
         }
     }
     println!(
-        "ratios: weft's figure / the peer's; below 1.00x weft is faster (times) or smaller (memory). \
-         Figures are medians; all samples below."
+        "load: {} after the last child. ratios: weft's figure / the peer's; below 1.00x weft is faster (times) or smaller (memory). \
+         Figures are medians; all samples below.",
+        load()
     );
     println!();
     println!("details:");
@@ -239,7 +255,22 @@ fn machine() -> String {
                 .map(|(_, model)| model.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    format!("{cores} cores (available_parallelism), {kernel}, {cpu}")
+    let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map_or_else(|_| "?".to_owned(), |s| s.trim().to_owned());
+    format!(
+        "{cores} cores (available_parallelism), {kernel}, {cpu}, vm.max_map_count={max_map_count}"
+    )
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |s| {
+            let fields: Vec<&str> = s.split_whitespace().take(3).collect();
+            format!("loadavg {}", fields.join(" "))
+        },
+    )
 }
 
 /// The peers' versions, from the Cargo.lock this binary was built with,

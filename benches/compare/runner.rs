@@ -21,7 +21,7 @@ const RESULT: &str = "RESULT";
 pub(crate) fn child_main(peer: Peer, workload: &Workload, opts: &Options) -> ExitCode {
     let params = Params {
         workers: workload.workers(opts.workers),
-        size: workload.size,
+        size: opts.size.unwrap_or(workload.size),
         reps: opts.reps.unwrap_or(workload.reps),
     };
     match (workload.run_fn(peer))(&params) {
@@ -92,6 +92,9 @@ fn run_child(peer: Peer, workload: &Workload, opts: &Options) -> Outcome {
         .stderr(Stdio::piped());
     if let Some(reps) = opts.reps {
         command.args(["--reps", &reps.to_string()]);
+    }
+    if let Some(size) = opts.size {
+        command.args(["--size", &size.to_string()]);
     }
     let mut child = match command.spawn() {
         Ok(child) => child,

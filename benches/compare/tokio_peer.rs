@@ -98,7 +98,7 @@ fn skynet_node(num: u64, size: u64) -> Pin<Box<dyn Future<Output = u64> + Send>>
 
 pub(crate) fn skynet(p: &Params) -> Result<Measurement, String> {
     let p = *p;
-    let expected = skynet_expected(p.size);
+    let expected = skynet_expected(p.size)?;
     on_runtime(&p, async move {
         let mut m = Measurement::default();
         for _ in 0..p.reps {

@@ -79,7 +79,7 @@ fn skynet_node(num: u64, size: u64) -> u64 {
 
 pub(crate) fn skynet(p: &Params) -> Result<Measurement, String> {
     let p = *p;
-    let expected = skynet_expected(p.size);
+    let expected = skynet_expected(p.size)?;
     runtime(&p)?.block_on(move || {
         let mut m = Measurement::default();
         for _ in 0..p.reps {

@@ -150,9 +150,19 @@ impl Workload {
 /// Skynet's shape: every node has this many children.
 pub(crate) const SKYNET_DIV: u64 = 10;
 
-/// The sum skynet must return for `leaves` leaves numbered from 0.
-pub(crate) fn skynet_expected(leaves: u64) -> u64 {
-    leaves * (leaves - 1) / 2
+/// The sum skynet must return for `leaves` leaves numbered from 0; an
+/// error unless `leaves` is a power of [`SKYNET_DIV`] (the tree is full).
+pub(crate) fn skynet_expected(leaves: u64) -> Result<u64, String> {
+    let mut n = leaves;
+    while n > 1 && n.is_multiple_of(SKYNET_DIV) {
+        n /= SKYNET_DIV;
+    }
+    if n != 1 {
+        return Err(format!(
+            "skynet needs a power of {SKYNET_DIV} leaves, not {leaves}"
+        ));
+    }
+    Ok(leaves * (leaves - 1) / 2)
 }
 
 /// The workloads, in table order.
