@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use may::coroutine::JoinHandle;
 
 use crate::workloads::{
-    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, skynet_expected,
+    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, same_thread_note,
+    skynet_expected, thread_id,
 };
 
 /// may's settings as this runner leaves them, for the header.
@@ -97,19 +98,23 @@ pub(crate) fn yield_pair(p: &Params) -> Result<Measurement, String> {
     let per_co = p.size / 2;
     on_runtime(&p, move || {
         let mut m = Measurement::default();
+        let mut same = 0;
         for _ in 0..p.reps {
             let start = Instant::now();
             let body = move || {
                 for _ in 0..per_co {
                     may::coroutine::yield_now();
                 }
+                thread_id()
             };
             let a = go(body);
             let b = go(body);
-            join(a)?;
-            join(b)?;
+            let a = join(a)?;
+            let b = join(b)?;
             m.samples.push(ns_per(start.elapsed(), per_co * 2));
+            same += usize::from(a == b);
         }
+        m.notes.push(same_thread_note(same, p.reps));
         Ok(m)
     })
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::workloads::{
-    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, skynet_expected,
+    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, same_thread_note,
+    skynet_expected, thread_id,
 };
 
 /// Runs `work` as a task on a fresh runtime and returns its result.
@@ -59,19 +60,23 @@ pub(crate) fn yield_pair(p: &Params) -> Result<Measurement, String> {
     let per_task = p.size / 2;
     on_runtime(&p, async move {
         let mut m = Measurement::default();
+        let mut same = 0;
         for _ in 0..p.reps {
             let start = Instant::now();
             let body = move || async move {
                 for _ in 0..per_task {
                     tokio::task::yield_now().await;
                 }
+                thread_id()
             };
             let a = tokio::spawn(body());
             let b = tokio::spawn(body());
-            a.await.map_err(|err| format!("join: {err}"))?;
-            b.await.map_err(|err| format!("join: {err}"))?;
+            let a = a.await.map_err(|err| format!("join: {err}"))?;
+            let b = b.await.map_err(|err| format!("join: {err}"))?;
             m.samples.push(ns_per(start.elapsed(), per_task * 2));
+            same += usize::from(a == b);
         }
+        m.notes.push(same_thread_note(same, p.reps));
         Ok(m)
     })
 }

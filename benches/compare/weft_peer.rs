@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::workloads::{
-    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, skynet_expected,
+    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, same_thread_note,
+    skynet_expected, thread_id,
 };
 
 fn runtime(p: &Params) -> Result<weft::Runtime, String> {
@@ -46,19 +47,23 @@ pub(crate) fn yield_pair(p: &Params) -> Result<Measurement, String> {
     let per_fiber = p.size / 2;
     runtime(&p)?.block_on(move || {
         let mut m = Measurement::default();
+        let mut same = 0;
         for _ in 0..p.reps {
             let start = Instant::now();
             let body = move || {
                 for _ in 0..per_fiber {
                     weft::yield_now();
                 }
+                thread_id()
             };
             let a = weft::spawn(body);
             let b = weft::spawn(body);
-            a.join().map_err(|err| format!("join: {err}"))?;
-            b.join().map_err(|err| format!("join: {err}"))?;
+            let a = a.join().map_err(|err| format!("join: {err}"))?;
+            let b = b.join().map_err(|err| format!("join: {err}"))?;
             m.samples.push(ns_per(start.elapsed(), per_fiber * 2));
+            same += usize::from(a == b);
         }
+        m.notes.push(same_thread_note(same, p.reps));
         Ok(m)
     })
 }

@@ -247,6 +247,19 @@ pub(crate) fn page_size() -> u64 {
     u64::try_from(size).unwrap_or(4096)
 }
 
+/// The thread running the caller (read in a function of its own, never
+/// inlined, so no thread-local address is kept across a switch).
+#[inline(never)]
+pub(crate) fn thread_id() -> std::thread::ThreadId {
+    std::thread::current().id()
+}
+
+/// The note of a yield run: in how many repetitions the two fibers
+/// finished on the same thread (so took turns on one worker).
+pub(crate) fn same_thread_note(same: usize, reps: usize) -> String {
+    format!("pair_on_one_thread={same}/{reps}")
+}
+
 /// The figure of a parked-RSS run, with its raw numbers as notes.
 pub(crate) fn parked_measurement(before: u64, parked: u64, n: u64) -> Measurement {
     let per = parked.saturating_sub(before) as f64 / n as f64;
