@@ -148,10 +148,10 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
         }
     }
     println!(
-        "load: {} after the last child. ratios: weft's figure / the peer's; below 1.00x weft is faster (times) or smaller (memory). \
-         Figures are medians; all samples below.",
-        load()
+        "ratios: weft's figure / the peer's; below 1.00x weft is faster (times) or smaller (memory). \
+         Figures are medians; every sample is in the details, in run order (the first one is cold)."
     );
+    println!("load:   {} after the last child", load());
     println!();
     println!("details:");
     for row in rows {
