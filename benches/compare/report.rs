@@ -36,10 +36,7 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
     println!("weft compare: weft beside tokio and may, same worker count, same run");
     println!("date:      {}", utc_now());
     println!("machine:   {}", machine());
-    println!(
-        "load:      {} (before the first child; other processes share these cores)",
-        load()
-    );
+    println!("load:      {} before the first child", load(true));
     println!(
         "workers:   {} (--workers N; default: the cores); rows marked 1 use one worker whatever --workers says",
         opts.workers
@@ -151,7 +148,10 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
         "ratios: weft's figure / the peer's; below 1.00x weft is faster (times) or smaller (memory). \
          Figures are medians; every sample is in the details, in run order (the first one is cold)."
     );
-    println!("load:   {} after the last child", load());
+    println!(
+        "load:   {} after the last child (the children's own load included)",
+        load(false)
+    );
     println!();
     println!("details:");
     for row in rows {
@@ -262,15 +262,21 @@ fn machine() -> String {
     )
 }
 
-/// The 1, 5 and 15 minute load averages.
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "unknown".to_owned(),
-        |s| {
-            let fields: Vec<&str> = s.split_whitespace().take(3).collect();
-            format!("loadavg {}", fields.join(" "))
-        },
-    )
+/// The 1, 5 and 15 minute load averages; with `warn`, a warning when the
+/// last minute was busy (only before the first child: afterwards the
+/// runner's own children are in the figure).
+fn load(warn: bool) -> String {
+    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
+        return "unknown".to_owned();
+    };
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    let one_minute: f64 = fields.first().and_then(|f| f.parse().ok()).unwrap_or(0.0);
+    let warning = if warn && one_minute >= 0.5 {
+        " (WARNING: other processes are using the cores; figures may be inflated and noisy)"
+    } else {
+        ""
+    };
+    format!("loadavg {}{warning}", fields.join(" "))
 }
 
 /// The peers' versions, from the Cargo.lock this binary was built with,
