@@ -1,0 +1,273 @@
+//! The workloads, their sizes and units, and the table that maps each
+//! (workload, peer) pair to the function that measures it.
+//!
+//! Adding a workload: write one function per peer (in `weft_peer.rs`,
+//! `tokio_peer.rs`, `may_peer.rs`) with the signature [`RunFn`], and add a
+//! row to [`WORKLOADS`]. The runner, the child protocol, the table and the
+//! smoke test pick it up from there.
+
+use std::fmt;
+
+use crate::{may_peer, tokio_peer, weft_peer};
+
+/// A runtime weft is compared with (or weft itself).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Peer {
+    Weft,
+    Tokio,
+    May,
+}
+
+impl Peer {
+    pub(crate) const ALL: [Peer; 3] = [Peer::Weft, Peer::Tokio, Peer::May];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Peer::Weft => "weft",
+            Peer::Tokio => "tokio",
+            Peer::May => "may",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Peer> {
+        Peer::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a figure is, and so how it is summarised and printed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Unit {
+    /// Nanoseconds per operation (`what` names the operation).
+    NsPer(&'static str),
+    /// Milliseconds for the whole workload.
+    Ms,
+    /// Bytes of resident memory per fiber/task/coroutine.
+    BytesPerFiber,
+}
+
+impl Unit {
+    pub(crate) fn label(self) -> String {
+        match self {
+            Unit::NsPer(what) => format!("ns/{what}"),
+            Unit::Ms => "ms".to_owned(),
+            Unit::BytesPerFiber => "B/fiber".to_owned(),
+        }
+    }
+}
+
+/// How many workers a workload runs with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Workers {
+    /// The runner's worker count (`--workers N`, default: the cores).
+    Default,
+    /// Exactly this many, whatever `--workers` says.
+    Fixed(usize),
+}
+
+/// What one measuring function is given.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Params {
+    /// Worker threads of the runtime under test.
+    pub(crate) workers: usize,
+    /// The workload's size (tasks, total yields, skynet leaves, parked
+    /// fibers).
+    pub(crate) size: u64,
+    /// Repetitions inside the one process (one runtime, reused).
+    pub(crate) reps: usize,
+}
+
+/// What one measuring function returns: one figure per repetition (in the
+/// workload's unit) and free-form notes (`key=value` words, no tabs or
+/// newlines) for the details section.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Measurement {
+    pub(crate) samples: Vec<f64>,
+    pub(crate) notes: Vec<String>,
+}
+
+impl Measurement {
+    /// The figure reported: the median of the samples (the lower middle
+    /// one for an even count).
+    pub(crate) fn median(&self) -> f64 {
+        let mut sorted = self.samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[(sorted.len() - 1) / 2]
+    }
+}
+
+/// Measures one workload on one peer, in this process. An `Err` is a
+/// failure of the peer (a wrong result, a refused spawn), reported in the
+/// table like a crash.
+pub(crate) type RunFn = fn(&Params) -> Result<Measurement, String>;
+
+/// One row of the comparison.
+#[derive(Debug)]
+pub(crate) struct Workload {
+    /// The name on the command line and in the table.
+    pub(crate) name: &'static str,
+    /// One line on what is measured.
+    pub(crate) what: &'static str,
+    pub(crate) unit: Unit,
+    pub(crate) workers: Workers,
+    /// Size in the full run (`--bench`).
+    pub(crate) size: u64,
+    /// Size in the smoke run (no `--bench`).
+    pub(crate) smoke_size: u64,
+    /// Repetitions in the full run (the smoke run does one).
+    pub(crate) reps: usize,
+    pub(crate) weft: RunFn,
+    pub(crate) tokio: RunFn,
+    pub(crate) may: RunFn,
+}
+
+impl Workload {
+    pub(crate) fn run_fn(&self, peer: Peer) -> RunFn {
+        match peer {
+            Peer::Weft => self.weft,
+            Peer::Tokio => self.tokio,
+            Peer::May => self.may,
+        }
+    }
+
+    pub(crate) fn workers(&self, default: usize) -> usize {
+        match self.workers {
+            Workers::Default => default,
+            Workers::Fixed(n) => n,
+        }
+    }
+
+    pub(crate) fn find(name: &str) -> Option<&'static Workload> {
+        WORKLOADS.iter().find(|w| w.name == name)
+    }
+}
+
+/// Skynet's shape: every node has this many children.
+pub(crate) const SKYNET_DIV: u64 = 10;
+
+/// The sum skynet must return for `leaves` leaves numbered from 0; an
+/// error unless `leaves` is a power of [`SKYNET_DIV`] (the tree is full).
+pub(crate) fn skynet_expected(leaves: u64) -> Result<u64, String> {
+    let mut n = leaves;
+    while n > 1 && n.is_multiple_of(SKYNET_DIV) {
+        n /= SKYNET_DIV;
+    }
+    if n != 1 {
+        return Err(format!(
+            "skynet needs a power of {SKYNET_DIV} leaves, not {leaves}"
+        ));
+    }
+    Ok(leaves * (leaves - 1) / 2)
+}
+
+/// The workloads, in table order.
+pub(crate) static WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "spawn_join",
+        what: "spawn N empty fibers/tasks from inside the runtime, keep the handles, join them all; time / N",
+        unit: Unit::NsPer("task"),
+        workers: Workers::Default,
+        size: 1_000_000,
+        smoke_size: 1_000,
+        reps: 5,
+        weft: weft_peer::spawn_join,
+        tokio: tokio_peer::spawn_join,
+        may: may_peer::spawn_join,
+    },
+    Workload {
+        name: "yield_1w",
+        what: "one worker, two fibers each yield_now N/2 times; time / N",
+        unit: Unit::NsPer("yield"),
+        workers: Workers::Fixed(1),
+        size: 10_000_000,
+        smoke_size: 10_000,
+        reps: 5,
+        weft: weft_peer::yield_pair,
+        tokio: tokio_peer::yield_pair,
+        may: may_peer::yield_pair,
+    },
+    Workload {
+        name: "yield",
+        what: "as yield_1w, on the default worker count (the two fibers may sit on different workers)",
+        unit: Unit::NsPer("yield"),
+        workers: Workers::Default,
+        size: 10_000_000,
+        smoke_size: 10_000,
+        reps: 5,
+        weft: weft_peer::yield_pair,
+        tokio: tokio_peer::yield_pair,
+        may: may_peer::yield_pair,
+    },
+    Workload {
+        name: "skynet",
+        what: "skynet: every node spawns 10 children, N leaves return their number, the sum is checked",
+        unit: Unit::Ms,
+        workers: Workers::Default,
+        size: 1_000_000,
+        smoke_size: 1_000,
+        reps: 5,
+        weft: weft_peer::skynet,
+        tokio: tokio_peer::skynet,
+        may: may_peer::skynet,
+    },
+    Workload {
+        name: "parked_rss",
+        what: "N fibers/tasks parked at once (plus their join handles): (RSS parked - RSS before) / N",
+        unit: Unit::BytesPerFiber,
+        workers: Workers::Default,
+        size: 100_000,
+        smoke_size: 100,
+        reps: 1,
+        weft: weft_peer::parked_rss,
+        tokio: tokio_peer::parked_rss,
+        may: may_peer::parked_rss,
+    },
+];
+
+/// The resident set of this process, in bytes (`/proc/self/statm`:
+/// resident pages times the page size).
+pub(crate) fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm is readable");
+    let resident: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("statm has a resident field");
+    resident * page_size()
+}
+
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+/// The thread running the caller (read in a function of its own, never
+/// inlined, so no thread-local address is kept across a switch).
+#[inline(never)]
+pub(crate) fn thread_id() -> std::thread::ThreadId {
+    std::thread::current().id()
+}
+
+/// The note of a yield run: in how many repetitions the two fibers
+/// finished on the same thread (so took turns on one worker).
+pub(crate) fn same_thread_note(same: usize, reps: usize) -> String {
+    format!("pair_on_one_thread={same}/{reps}")
+}
+
+/// The figure of a parked-RSS run, with its raw numbers as notes.
+pub(crate) fn parked_measurement(before: u64, parked: u64, n: u64) -> Measurement {
+    let per = parked.saturating_sub(before) as f64 / n as f64;
+    Measurement {
+        samples: vec![per],
+        notes: vec![
+            format!("rss_before={}KiB", before / 1024),
+            format!("rss_parked={}KiB", parked / 1024),
+        ],
+    }
+}
