@@ -18,13 +18,22 @@
 //! - PARKED: its fiber is suspended, in no queue; a wake reschedules it.
 //! - COMPLETE: the body has ended for good.
 //!
-//! Two flags ride along:
+//! Three flags ride along:
 //!
 //! - NOTIFIED: a wake that arrived while the task was SCHEDULED or RUNNING
 //!   (std's unpark token). The next park consumes it instead of parking;
 //!   a body returning to IDLE with it set is rescheduled at once.
 //! - CANCELLED: the runtime is shutting down. Parks return at once, and a
 //!   task that has not started never will.
+//! - PINNED: set by the claim that starts the fiber on a runtime without
+//!   the migration opt-in, where a started fiber only ever runs on its home
+//!   worker. Nobody else could claim it, so the claim moves to whoever
+//!   queues it at home: a waker takes it from PARKED straight to RUNNING,
+//!   and a yield or a consumed token leaves it RUNNING. The home worker
+//!   then runs it from its LIFO slot, ready queue or inbox with no further
+//!   compare-exchange. A pinned fiber is RUNNING from its first run to its
+//!   end except while PARKED; a wake that finds it RUNNING (running, or
+//!   queued at home) leaves NOTIFIED as before.
 //!
 //! The park/unpark race is settled here: a fiber that wants to park only
 //! switches out; the *worker*, back on its own stack, publishes PARKED with
@@ -51,6 +60,8 @@ const COMPLETE: usize = 4;
 const NOTIFIED: usize = 1 << 3;
 /// The runtime is shutting down (see the module doc).
 const CANCELLED: usize = 1 << 4;
+/// Its fiber runs only at home; see the module doc.
+const PINNED: usize = 1 << 5;
 
 /// A task's state word.
 #[derive(Debug)]
@@ -83,6 +94,9 @@ impl Snapshot {
     }
     pub(crate) fn is_notified(self) -> bool {
         self.0 & NOTIFIED != 0
+    }
+    pub(crate) fn is_pinned(self) -> bool {
+        self.0 & PINNED != 0
     }
 }
 
@@ -120,7 +134,7 @@ pub(crate) enum Park {
     /// It is PARKED: a wake will reschedule it.
     Parked,
     /// A wake came first (or the task is cancelled): the token is consumed
-    /// and it is SCHEDULED; queue it at home.
+    /// and it is SCHEDULED (still RUNNING if pinned); queue it at home.
     Notified,
 }
 
@@ -142,7 +156,8 @@ pub(crate) enum Wake {
     Nothing,
     /// It was IDLE and is SCHEDULED now: queue it, on any worker.
     Schedule,
-    /// It was PARKED and is SCHEDULED now: queue it at its home worker.
+    /// It was PARKED and is SCHEDULED now (RUNNING, claimed, if pinned):
+    /// queue it at its home worker.
     Resume,
 }
 
@@ -182,10 +197,12 @@ impl State {
         }
     }
 
-    /// A worker popped the task from a queue: SCHEDULED to RUNNING.
-    pub(crate) fn transition_to_running(&self) -> Claim {
+    /// A worker popped the task from a queue: SCHEDULED to RUNNING. `pin`
+    /// (a runtime without the migration opt-in) marks it PINNED.
+    pub(crate) fn transition_to_running(&self, pin: bool) -> Claim {
+        let pinned = if pin { PINNED } else { 0 };
         self.update(|s| match s & LIFECYCLE {
-            SCHEDULED => (Some((s & !LIFECYCLE) | RUNNING), Claim::Run),
+            SCHEDULED => (Some((s & !LIFECYCLE) | RUNNING | pinned), Claim::Run),
             _ => (None, Claim::Skip),
         })
     }
@@ -203,20 +220,21 @@ impl State {
         self.update(|s| {
             debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task parks");
             if s & (NOTIFIED | CANCELLED) != 0 {
-                (
-                    Some((s & !(LIFECYCLE | NOTIFIED)) | SCHEDULED),
-                    Park::Notified,
-                )
+                // A pinned fiber stays RUNNING: still claimed, by its home.
+                let next = if s & PINNED != 0 { RUNNING } else { SCHEDULED };
+                (Some((s & !(LIFECYCLE | NOTIFIED)) | next), Park::Notified)
             } else {
                 (Some((s & !LIFECYCLE) | PARKED), Park::Parked)
             }
         })
     }
 
-    /// The fiber yielded: RUNNING to SCHEDULED, keeping any token.
+    /// The fiber yielded: RUNNING to SCHEDULED, keeping any token. Only an
+    /// unpinned fiber does this; a pinned one stays RUNNING.
     pub(crate) fn transition_to_scheduled(&self) {
         self.update(|s| {
             debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task yields");
+            debug_assert_eq!(s & PINNED, 0, "a pinned fiber yields RUNNING");
             (Some((s & !LIFECYCLE) | SCHEDULED), ())
         });
     }
@@ -244,10 +262,14 @@ impl State {
         });
     }
 
-    /// Wakes the task (std's `unpark`): see [`Wake`].
+    /// Wakes the task (std's `unpark`): see [`Wake`]. `Resume` hands the
+    /// fiber to the caller to queue at home: RUNNING (claimed) if it is
+    /// pinned, else SCHEDULED.
     pub(crate) fn wake(&self) -> Wake {
         self.update(|s| match s & LIFECYCLE {
             IDLE if s & CANCELLED == 0 => (Some((s & !LIFECYCLE) | SCHEDULED), Wake::Schedule),
+            // A pinned fiber is claimed here, for its home worker.
+            PARKED if s & PINNED != 0 => (Some((s & !LIFECYCLE) | RUNNING), Wake::Resume),
             PARKED => (Some((s & !LIFECYCLE) | SCHEDULED), Wake::Resume),
             SCHEDULED | RUNNING if s & NOTIFIED == 0 => (Some(s | NOTIFIED), Wake::Nothing),
             _ => (None, Wake::Nothing),
@@ -282,18 +304,22 @@ mod tests {
     #[test]
     fn a_spawned_task_runs_then_completes() {
         let s = State::new_scheduled();
-        assert_eq!(s.transition_to_running(), Claim::Run);
-        assert_eq!(s.transition_to_running(), Claim::Skip, "claimed once only");
+        assert_eq!(s.transition_to_running(false), Claim::Run);
+        assert_eq!(
+            s.transition_to_running(false),
+            Claim::Skip,
+            "claimed once only"
+        );
         s.transition_to_complete();
         assert!(s.load().is_complete());
         assert_eq!(s.wake(), Wake::Nothing);
-        assert_eq!(s.transition_to_running(), Claim::Skip);
+        assert_eq!(s.transition_to_running(false), Claim::Skip);
     }
 
     #[test]
     fn park_then_wake_resumes_at_home() {
         let s = State::new_scheduled();
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(s.transition_to_parked(), Park::Parked);
         assert_eq!(s.wake(), Wake::Resume);
         assert_eq!(
@@ -302,7 +328,7 @@ mod tests {
             "the second wake only leaves a token"
         );
         assert!(s.load().is_scheduled() && s.load().is_notified());
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         assert!(
             s.try_consume_notification(),
             "the token makes the next park return"
@@ -313,7 +339,7 @@ mod tests {
     #[test]
     fn a_wake_before_the_switch_out_is_not_lost() {
         let s = State::new_scheduled();
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         // The fiber decided to park and is switching out; a wake lands.
         assert_eq!(s.wake(), Wake::Nothing);
         assert_eq!(s.transition_to_parked(), Park::Notified);
@@ -323,7 +349,7 @@ mod tests {
             "queued again, token consumed"
         );
         assert_eq!(
-            s.transition_to_running(),
+            s.transition_to_running(false),
             Claim::Run,
             "so the next claim succeeds"
         );
@@ -334,21 +360,47 @@ mod tests {
         let s = State::new_idle();
         assert_eq!(s.wake(), Wake::Schedule);
         assert_eq!(s.wake(), Wake::Nothing);
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(
             s.transition_to_idle(),
             Idle::Rescheduled,
             "the token reschedules"
         );
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(s.transition_to_idle(), Idle::Idle);
         assert_eq!(s.wake(), Wake::Schedule);
     }
 
     #[test]
+    fn a_pinned_fiber_is_claimed_by_its_waker_and_never_rescheduled() {
+        let s = State::new_scheduled();
+        assert_eq!(s.transition_to_running(true), Claim::Run);
+        assert!(s.load().is_pinned());
+        assert_eq!(s.transition_to_parked(), Park::Parked);
+        assert_eq!(s.wake(), Wake::Resume);
+        assert!(s.load().is_running(), "the waker claimed it for its home");
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert!(s.load().is_notified(), "a second wake leaves a token");
+        assert_eq!(
+            s.transition_to_running(true),
+            Claim::Skip,
+            "nobody claims a claimed fiber again"
+        );
+        assert_eq!(
+            s.transition_to_parked(),
+            Park::Notified,
+            "the token keeps it from parking"
+        );
+        let after = s.load();
+        assert!(after.is_running() && !after.is_notified() && after.is_pinned());
+        s.transition_to_complete();
+        assert!(s.load().is_complete());
+    }
+
+    #[test]
     fn yield_keeps_the_token() {
         let s = State::new_scheduled();
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(s.wake(), Wake::Nothing);
         s.transition_to_scheduled();
         assert!(s.load().is_scheduled() && s.load().is_notified());
@@ -357,7 +409,7 @@ mod tests {
     #[test]
     fn cancelled_tasks_do_not_park_or_restart() {
         let s = State::new_scheduled();
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         assert!(!s.cancel().is_cancelled());
         assert!(
             s.try_consume_notification(),
@@ -368,7 +420,7 @@ mod tests {
             Park::Notified,
             "a cancelled fiber is not parked"
         );
-        assert_eq!(s.transition_to_running(), Claim::Run);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(s.wake(), Wake::Nothing);
         assert_eq!(
             s.transition_to_idle(),

@@ -11,6 +11,12 @@
 //! | woken from PARKED on its home thread | its home worker's LIFO slot | its home worker |
 //! | woken from PARKED elsewhere | its home worker's inbox, then unpark it | its home worker |
 //!
+//! Without the migration opt-in, every entry of the last three rows is
+//! already claimed for its home worker (the PINNED protocol of
+//! `fiber::state`): a yield, a park that finds its token, or a wake moves
+//! no state word through SCHEDULED, and the home worker runs the fiber
+//! without another compare-exchange.
+//!
 //! A task that has not started (or is between runs) holds no frames, so
 //! any worker may take it. A started fiber resumes only on the worker it
 //! started on (its *home*): code may hold thread-local references or
@@ -241,7 +247,7 @@ impl Shared {
 /// Completes a task that never started as cancelled, if nobody claimed it.
 pub(crate) fn cancel_unstarted(task: TaskRef) {
     task.header.state.cancel();
-    if task.header.state.transition_to_running() == Claim::Run {
+    if task.header.state.transition_to_running(false) == Claim::Run {
         task.body.complete(Outcome::Cancelled);
         task.header.state.transition_to_complete();
     }
@@ -266,10 +272,11 @@ pub(crate) fn wake_by(header: &Header, task: impl FnOnce() -> TaskRef) {
     }
 }
 
-/// Queues a fiber that `wake` moved from PARKED to SCHEDULED.
+/// Queues a fiber that `wake` moved out of PARKED (to SCHEDULED, or to
+/// RUNNING, claimed for its home, if pinned).
 fn resume(task: TaskRef) {
-    // SAFETY: we moved the task from PARKED to SCHEDULED ourselves, and
-    // nobody can claim it before we queue it.
+    // SAFETY: we moved the task out of PARKED ourselves, and nobody can
+    // claim it before we queue it.
     let home = unsafe { task.header.home_ptr() };
     let mut local = Some(task);
     worker::with_current(|current| {

@@ -70,10 +70,14 @@ const FAIRNESS_INTERVAL: u32 = 61;
 pub(crate) struct Worker {
     shared: Arc<Shared>,
     me: Arc<WorkerShared>,
+    /// Whether fibers started here are PINNED (no migration opt-in): then
+    /// the LIFO slot, the ready queue and the inbox hold fibers already
+    /// claimed for this worker (see `fiber::state`).
+    pin: bool,
     local: LocalQueue<TaskRef>,
     /// The fiber most recently woken here: it runs next.
     lifo: Cell<Option<TaskRef>>,
-    /// This worker's started fibers that may run.
+    /// This worker's started fibers that may run (pinned, so claimed).
     ready: RefCell<VecDeque<TaskRef>>,
     /// This worker's started fibers, until their bodies end (without the
     /// migration opt-in; with it, `WorkerShared::registry`).
@@ -96,6 +100,7 @@ impl Worker {
     pub(crate) fn run(shared: Arc<Shared>, index: usize, local: LocalQueue<TaskRef>) {
         let me = Arc::clone(&shared.workers[index]);
         let worker = Worker {
+            pin: !shared.config.migrate,
             shared,
             me,
             local,
@@ -124,9 +129,9 @@ impl Worker {
                 self.shutdown();
                 return;
             }
-            if let Some(task) = self.next_task() {
+            if let Some(Taken { task, claimed }) = self.next_task() {
                 self.end_search();
-                self.run_task(task);
+                self.run_task(task, claimed);
                 continue;
             }
             self.idle();
@@ -157,11 +162,11 @@ impl Worker {
     /// Files a started fiber that may run again: at home (the ready queue),
     /// or, under the migration opt-in, where any worker may take it.
     fn push_runnable(&self, task: TaskRef) {
-        if self.shared.config.migrate {
+        if self.pin {
+            self.ready.borrow_mut().push_back(task);
+        } else {
             self.local.push(task);
             self.shared.notify_parked();
-        } else {
-            self.ready.borrow_mut().push_back(task);
         }
     }
 
@@ -188,7 +193,7 @@ impl Worker {
         self.timers.borrow_mut().insert(deadline, seq, task);
     }
 
-    fn next_task(&self) -> Option<TaskRef> {
+    fn next_task(&self) -> Option<Taken> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick.is_multiple_of(FAIRNESS_INTERVAL) {
@@ -198,47 +203,69 @@ impl Worker {
             }
             self.fire_timers();
             let oldest = self
-                .shared
-                .injector
-                .steal()
+                .steal_injected()
                 .or_else(|| self.me.stealer.steal())
-                .or_else(|| self.ready.borrow_mut().pop_front());
+                .map(Taken::unclaimed)
+                .or_else(|| self.ready.borrow_mut().pop_front().map(Taken::claimed));
             if oldest.is_some() {
                 return oldest;
             }
         }
         if self.yielded.replace(false)
-            && let Some(task) = self.local.pop().or_else(|| self.shared.injector.steal())
+            && let Some(task) = self.local.pop().or_else(|| self.steal_injected())
         {
-            return Some(task);
+            return Some(Taken::unclaimed(task));
         }
-        if let Some(task) = self.lifo.take() {
+        if let Some(task) = self.take_lifo() {
             return Some(task);
         }
         if let Some(task) = self.pop_ready() {
             return Some(task);
         }
         if let Some(task) = self.local.pop() {
-            return Some(task);
+            return Some(Taken::unclaimed(task));
         }
         if self.fire_timers() > 0
-            && let Some(task) = self.lifo.take().or_else(|| self.pop_ready())
+            && let Some(task) = self.take_lifo().or_else(|| self.pop_ready())
         {
             return Some(task);
         }
-        self.shared.injector.steal_batch_and_pop(&self.local)
+        self.shared
+            .injector
+            .steal_batch_and_pop(&self.local)
+            .map(Taken::unclaimed)
+    }
+
+    /// The oldest task of the injector. Looks before it steals: a steal
+    /// from an empty injector still costs a `SeqCst` fence, and the yield
+    /// path asks on every round.
+    fn steal_injected(&self) -> Option<TaskRef> {
+        if self.shared.injector.is_empty() {
+            return None;
+        }
+        self.shared.injector.steal()
+    }
+
+    /// The fiber in the LIFO slot: claimed for us if pinned.
+    fn take_lifo(&self) -> Option<Taken> {
+        let task = self.lifo.take()?;
+        Some(Taken {
+            task,
+            claimed: self.pin,
+        })
     }
 
     /// The next of this worker's runnable fibers. Fibers woken by other
     /// threads join the back of the ready queue whenever the inbox has any,
     /// not only once it is empty: a fiber that yields in a loop is always
     /// in the ready queue, and would otherwise keep them out for good.
-    fn pop_ready(&self) -> Option<TaskRef> {
+    /// Both hold only pinned fibers, claimed for us.
+    fn pop_ready(&self) -> Option<Taken> {
         let mut ready = self.ready.borrow_mut();
         if self.me.inbox.is_pending() {
             self.me.inbox.drain_into(&mut *ready);
         }
-        ready.pop_front()
+        ready.pop_front().map(Taken::claimed)
     }
 
     /// Wakes the fibers whose timers are due; returns how many.
@@ -261,9 +288,10 @@ impl Worker {
     }
 
     /// Runs `task` until its fiber switches back, then files it where its
-    /// state says.
-    fn run_task(&self, task: TaskRef) {
-        if task.header.state.transition_to_running() == Claim::Skip {
+    /// state says. Unless `claimed` (a pinned fiber queued at home), it
+    /// must be claimed first.
+    fn run_task(&self, task: TaskRef, claimed: bool) {
+        if !claimed && task.header.state.transition_to_running(self.pin) == Claim::Skip {
             return;
         }
         // SAFETY: we hold the claim (RUNNING) until the end of this
@@ -296,7 +324,10 @@ impl Worker {
         self.current.set(None);
         match switched {
             CoroutineResult::Yield(Reason::Yield) => {
-                task.header.state.transition_to_scheduled();
+                // A pinned fiber stays RUNNING: claimed, queued at home.
+                if !self.pin {
+                    task.header.state.transition_to_scheduled();
+                }
                 self.push_runnable(task);
                 self.yielded.set(true);
             }
@@ -392,7 +423,7 @@ impl Worker {
             && let Some(task) = self.steal()
         {
             self.end_search();
-            self.run_task(task);
+            self.run_task(task, false);
             return;
         }
         let last_searcher =
@@ -457,10 +488,12 @@ impl Worker {
                     self.unwind(task);
                 }
             }
+            // Pinned fibers queued at home are claimed for us already.
+            let mut claimed: Vec<TaskRef> = Vec::new();
             let mut queued: Vec<TaskRef> = Vec::new();
-            queued.extend(self.lifo.take());
-            queued.extend(self.ready.borrow_mut().drain(..));
-            self.me.inbox.drain_into(&mut queued);
+            if self.pin { &mut claimed } else { &mut queued }.extend(self.lifo.take());
+            claimed.extend(self.ready.borrow_mut().drain(..));
+            self.me.inbox.drain_into(&mut claimed);
             while let Some(task) = self.local.pop() {
                 queued.push(task);
             }
@@ -469,18 +502,22 @@ impl Worker {
             while let Some(task) = self.shared.injector.steal() {
                 queued.push(task);
             }
-            if queued.is_empty() {
+            if queued.is_empty() && claimed.is_empty() {
                 if self.registry_is_empty() {
                     return;
                 }
-                // A waker moved one of ours to SCHEDULED and has not pushed
-                // it to the inbox yet: let it finish.
+                // A waker moved one of ours out of PARKED and has not
+                // pushed it to the inbox yet: let it finish.
                 std::thread::yield_now();
                 continue;
             }
+            for task in claimed {
+                task.header.state.cancel();
+                self.unwind(task);
+            }
             for task in queued {
                 task.header.state.cancel();
-                if task.header.state.transition_to_running() == Claim::Skip {
+                if task.header.state.transition_to_running(self.pin) == Claim::Skip {
                     continue;
                 }
                 // SAFETY: we hold the claim.
@@ -512,6 +549,29 @@ impl Drop for Worker {
         // by a panic, still do not leave joiners waiting on queued tasks.
         while let Some(task) = self.local.pop() {
             cancel_unstarted(task);
+        }
+    }
+}
+
+/// A task taken from a queue, and whether this worker holds its claim
+/// already: a pinned fiber queued at home (see `fiber::state`).
+struct Taken {
+    task: TaskRef,
+    claimed: bool,
+}
+
+impl Taken {
+    fn claimed(task: TaskRef) -> Taken {
+        Taken {
+            task,
+            claimed: true,
+        }
+    }
+
+    fn unclaimed(task: TaskRef) -> Taken {
+        Taken {
+            task,
+            claimed: false,
         }
     }
 }

@@ -65,7 +65,7 @@ impl Shared {
 /// and only then does the worker call `transition_to_parked`; `Notified`
 /// requeues it.
 fn worker_runs_and_parks(fiber: &Arc<ModelFiber>, shared: &Shared, publish_early: bool) {
-    assert_eq!(fiber.state.transition_to_running(), Claim::Run);
+    assert_eq!(fiber.state.transition_to_running(false), Claim::Run);
     fiber.touch_stack(1);
     if fiber.state.try_consume_notification() {
         // The token was there: park returns without switching out.
@@ -93,7 +93,7 @@ fn worker_resumes(shared: &Shared) {
         // `done` first: once it is set, every push has happened before.
         let done = shared.done.load(Ordering::Acquire);
         if let Some(fiber) = shared.queue.steal() {
-            if fiber.state.transition_to_running() == Claim::Run {
+            if fiber.state.transition_to_running(false) == Claim::Run {
                 fiber.resume_and_finish();
             }
             return;
@@ -192,15 +192,15 @@ fn inbox_model(waker_unparks: bool) {
             idle: Idle::new(1),
         });
         let fiber = Arc::new(ModelFiber::new());
-        // The fiber ran on its home worker and parked there.
-        assert_eq!(fiber.state.transition_to_running(), Claim::Run);
+        // The fiber ran on its home worker, pinned, and parked there.
+        assert_eq!(fiber.state.transition_to_running(true), Claim::Run);
         fiber.touch_stack(1);
         assert_eq!(fiber.state.transition_to_parked(), Park::Parked);
         let worker = {
             let home = home.clone();
             thread::spawn(move || {
+                // The waker claimed it for us: it runs without a claim.
                 let fiber = home_worker(&home);
-                assert_eq!(fiber.state.transition_to_running(), Claim::Run);
                 fiber.resume_and_finish();
             })
         };
@@ -212,6 +212,56 @@ fn inbox_model(waker_unparks: bool) {
         }
         worker.join().unwrap();
         assert_eq!(fiber.resumed.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// A pinned fiber's park racing two unparks from other threads: each
+/// waker either leaves the token or claims the fiber (PARKED to RUNNING)
+/// and hands it to the home worker's inbox; the home worker resumes it
+/// exactly once, from its token, its `Notified` park or its inbox, and
+/// never claims it again.
+#[test]
+fn loom_pinned_park_races_two_unparks() {
+    ::loom::model(|| {
+        let home = Arc::new(Home {
+            inbox: Inbox::new(),
+            parker: Parker::new(),
+            idle: Idle::new(1),
+        });
+        let fiber = Arc::new(ModelFiber::new());
+        let worker = {
+            let (home, fiber) = (home.clone(), fiber.clone());
+            thread::spawn(move || {
+                assert_eq!(fiber.state.transition_to_running(true), Claim::Run);
+                fiber.touch_stack(1);
+                if fiber.state.try_consume_notification() {
+                    return fiber.resume_and_finish();
+                }
+                fiber.touch_stack(10);
+                if fiber.state.transition_to_parked() == Park::Notified {
+                    assert!(fiber.state.load().is_running(), "still claimed");
+                    return fiber.resume_and_finish();
+                }
+                let woken = home_worker(&home);
+                assert!(woken.state.load().is_running(), "claimed by its waker");
+                woken.resume_and_finish();
+            })
+        };
+        let unpark = |home: &Home, fiber: &Arc<ModelFiber>| {
+            if fiber.state.wake() == Wake::Resume {
+                home.inbox.push(fiber.clone());
+                home.parker.unpark();
+            }
+        };
+        let other = {
+            let (home, fiber) = (home.clone(), fiber.clone());
+            thread::spawn(move || unpark(&home, &fiber))
+        };
+        unpark(&home, &fiber);
+        other.join().unwrap();
+        worker.join().unwrap();
+        assert!(fiber.state.load().is_complete());
+        assert_eq!(fiber.resumed.load(Ordering::Relaxed), 1, "exactly once");
     });
 }
 
