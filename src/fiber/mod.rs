@@ -1,6 +1,6 @@
 //! Fibers: spawn them, join them, park and wake them.
 //!
-//! The API is `std::thread`'s: [`spawn`](crate::spawn) returns a
+//! The API is `std::thread`'s: [`spawn`] returns a
 //! [`JoinHandle`], a [`Builder`] names a fiber or sizes its stack,
 //! [`current`] returns a [`Fiber`] handle that can [`unpark`](Fiber::unpark)
 //! it, and [`park`], [`park_timeout`], [`sleep`](crate::sleep) and
@@ -195,7 +195,7 @@ impl Builder {
         self
     }
 
-    /// Spawns the fiber on the current runtime (see [`spawn`](crate::spawn)).
+    /// Spawns the fiber on the current runtime (see [`spawn`]).
     ///
     /// # Errors
     ///
