@@ -140,27 +140,45 @@ impl Shared {
 
     /// Moves the `n` oldest hot stacks to the cold list, giving their pages
     /// back with `MADV_DONTNEED`. Returns how many moved.
+    ///
+    /// Neighbouring stacks go back in one call: each `madvise` that drops
+    /// pages flushes the TLBs of every CPU running this process (an
+    /// interrupt each), so one call per run of adjacent slots instead of
+    /// one per stack (skynet spent 8% of its time here).
     fn decommit_oldest(&self, state: &mut State, n: usize) -> usize {
-        let len = self.geometry.stack_size;
-        let mut moved = 0;
-        while moved < n {
-            let Some(top) = state.hot.pop_front() else {
-                break;
-            };
-            // SAFETY: `top - len .. top` is the usable region of an idle
-            // stack of one of our slabs: no `Stack` refers to it, so its
-            // contents are dead. The guard below it is not in the range
-            // (and would survive DONTNEED anyway).
-            if let Err(e) = unsafe { os::decommit(top - len, len) } {
+        let n = n.min(state.hot.len());
+        let mut tops: Vec<usize> = state.hot.drain(..n).collect();
+        tops.sort_unstable();
+        let (len, stride) = (self.geometry.stack_size, self.geometry.stride);
+        let mut start = 0;
+        while start < tops.len() {
+            let mut end = start + 1;
+            while end < tops.len() && tops[end] - tops[end - 1] == stride {
+                end += 1;
+            }
+            let (low, high) = (tops[start] - len, tops[end - 1]);
+            // SAFETY: each top is that of an idle stack of one of our slabs,
+            // and tops one stride apart are neighbouring slots (a slot is a
+            // guard then the usable region, so nothing else fits between
+            // them). `low .. high` is therefore the usable regions of idle
+            // stacks, which no `Stack` refers to (their contents are dead,
+            // their headers already zero), and the guards between them,
+            // which survive `MADV_DONTNEED` (PROT_NONE pages hold nothing;
+            // guard markers stay).
+            if let Err(e) = unsafe { os::decommit(low, high - low) } {
                 // Cannot happen for a valid private anonymous range; keep
-                // the stack committed rather than lose it.
-                state.hot.push_front(top);
+                // the stacks committed rather than lose them.
                 debug_assert!(false, "MADV_DONTNEED failed: {e}");
+                for &top in tops[start..].iter().rev() {
+                    state.hot.push_front(top);
+                }
+                tops.truncate(start);
                 break;
             }
-            state.cold.push(top);
-            moved += 1;
+            start = end;
         }
+        let moved = tops.len();
+        state.cold.extend(tops);
         moved
     }
 
