@@ -224,3 +224,55 @@ fn backtrace_crosses_nested_coroutines() {
     assert!(trace.contains("inner_resumer"), "{trace}");
     assert!(trace.contains("resumer_marker_one"), "{trace}");
 }
+
+/// A fiber that a worker's hand-off switched into (it parked, another
+/// fiber unparked it and then parked itself, and the worker's next fiber
+/// went straight to it, not through the worker's loop) has the same chain
+/// as one its worker resumed: fiber frames, one trampoline, then the
+/// worker's own frames down to the thread's start.
+#[test]
+fn rbp_walk_from_a_fiber_entered_by_a_hand_off_reaches_the_worker_thread() {
+    const STACK: usize = 256 * 1024;
+    let rt = weft::Runtime::builder()
+        .workers(1)
+        .stack_size(STACK)
+        .build()
+        .unwrap();
+    let names = rt.block_on(|| {
+        let main = weft::fiber::current();
+        let partner = weft::spawn(move || {
+            // Each park here is followed by the main fiber's unpark and
+            // then its own park: with one worker, the main fiber's park
+            // hands the thread straight back to this fiber.
+            for _ in 0..10 {
+                main.unpark();
+                weft::fiber::park();
+            }
+            let fp = frame_pointer();
+            // The walk starts a few frames deeper (lower) than this one.
+            outer_a((fp - 64 * 1024, fp + STACK), thread_stack())
+        });
+        for _ in 0..10 {
+            weft::fiber::park();
+            partner.fiber().unpark();
+        }
+        partner.join().unwrap()
+    });
+    let position = |needle: &str| {
+        let short = needle.trim_start_matches("::");
+        names.iter().position(|n| n == short || n.ends_with(needle))
+    };
+    let a = position("::outer_a").unwrap_or_else(|| panic!("no outer_a in {names:#?}"));
+    let tramp =
+        position("::fiber_trampoline").unwrap_or_else(|| panic!("no trampoline in {names:#?}"));
+    let worker = position("::run_task").unwrap_or_else(|| panic!("no worker in {names:#?}"));
+    assert!(a < tramp && tramp < worker, "out of order: {names:#?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.ends_with("fiber_trampoline"))
+            .count(),
+        1,
+        "one trampoline frame: {names:#?}"
+    );
+}

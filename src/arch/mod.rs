@@ -8,6 +8,9 @@
 //! - `resume`: switch from the caller's stack into the fiber (the caller is
 //!   the *resumer*), returning when the fiber suspends or exits;
 //! - `suspend`: switch from the fiber back to whoever resumed it;
+//! - `switch`: switch from the fiber straight into another suspended fiber,
+//!   which continues as if the first one's resumer had resumed it (the
+//!   scheduler's direct hand-off between the fibers of one worker);
 //! - the final exit, done by the trampoline when the entry function returns;
 //! - `entered`: whether a fiber has started (the trampoline marks the root).
 //!
@@ -29,7 +32,7 @@ use std::num::NonZeroUsize;
 
 mod x86_64;
 
-pub(crate) use x86_64::{ROOT_SIZE, STACK_ALIGNMENT, entered, init, resume, suspend};
+pub(crate) use x86_64::{ROOT_SIZE, STACK_ALIGNMENT, entered, init, resume, suspend, switch};
 
 /// What crosses a switch in a register: a value's bytes (which may include
 /// uninitialised padding, hence `MaybeUninit`) or a pointer.
@@ -39,7 +42,11 @@ pub(crate) type Word = MaybeUninit<usize>;
 ///
 /// It is only ever produced by `init` or returned by `resume`, so holding
 /// one means "this stack has a frame the switch can enter".
+///
+/// `repr(transparent)`, so an `Option<StackPointer>` is one word, 0 for
+/// `None`, that `switch` may write through a `*mut usize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
 pub(crate) struct StackPointer(NonZeroUsize);
 
 impl StackPointer {

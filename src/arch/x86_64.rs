@@ -6,6 +6,15 @@
 //! is a handful of instructions: push what LLVM will not let us name as
 //! clobbered (rbx, rbp), swap rsp, jump through a saved return address.
 //!
+//! A fiber may also hand the thread straight to another suspended fiber
+//! with [`switch`]: it suspends the way [`suspend`] does, then enters the
+//! other fiber exactly as its own resumer's `resume` would have (the
+//! resumer's stack and frame pointer, read from the first fiber's root).
+//! The other fiber cannot tell the difference: it copies the resumer's
+//! frame record into its root, and its next `suspend` (or exit) returns
+//! from the resumer's `resume`, which therefore must find out *which* fiber
+//! came back by other means (the scheduler tracks it).
+//!
 //! # The root frame record
 //!
 //! The top [`ROOT_SIZE`] bytes of a fiber stack are the *root*. Every resume
@@ -272,6 +281,82 @@ pub(crate) unsafe fn suspend(word: Word, base: NonNull<u8>) -> (Word, usize) {
         );
     }
     (back, flag)
+}
+
+/// Switches from the running fiber (stack base `base`) straight into the
+/// suspended fiber whose saved stack pointer is `to_sp` and stack base
+/// `to_base`, handing it `word` and `flag` as a `resume` would. Our own
+/// stack pointer is written to `save_sp` before we leave, for whoever
+/// enters us next (with `resume` or `switch`, both pass the same
+/// registers). Returns the word and flag of that next entry, like
+/// [`suspend`].
+///
+/// The resumer's `resume` returns only when some fiber suspends or exits,
+/// with that fiber's stack pointer: not necessarily ours.
+///
+/// # Safety
+///
+/// 1. The caller runs on a fiber stack whose base is `base`, entered
+///    through [`resume`] or [`switch`] (so its root holds the current
+///    resumer's rsp and rbp).
+/// 2. `to_sp` came from [`init`] on the stack whose base is `to_base`, or
+///    from the last switch-out of that fiber, and has not been used since;
+///    that fiber is not running, and its stack stays mapped until it exits.
+/// 3. `save_sp` is valid for an aligned `usize` write, and nothing reads it
+///    before the write (nobody can enter us before we have left).
+#[inline(always)]
+pub(crate) unsafe fn switch(
+    word: Word,
+    flag: usize,
+    base: NonNull<u8>,
+    save_sp: *mut usize,
+    to_sp: StackPointer,
+    to_base: NonNull<u8>,
+) -> (Word, usize) {
+    let back: Word;
+    let flag_in: usize;
+    // SAFETY: fact 1 gives the resumer's rsp (pointing at the return
+    // address its `call` pushed, then its rbx) and rbp in our root. We
+    // leave a frame of our own (rbp, rbx, resume point, as `suspend` does)
+    // and publish its address through `save_sp` (fact 3), then enter the
+    // other fiber with the registers `resume` would have set, on the
+    // resumer's stack (fact 2: a valid saved frame whose return address is
+    // the trampoline or a resume point, both of which copy the resumer's
+    // frame record into their own root first).
+    unsafe {
+        asm!(
+            "push rbp",
+            "push rbx",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "mov [r8], rsp",
+            // The resumer's frame pointer and stack, from our root.
+            "mov rbp, [r9 - 0x10]",
+            "mov rsp, [r9 - 0x18]",
+            // Enter the other fiber as `resume` would: rdi word, rcx flag,
+            // rsi its base, rdx its stack pointer.
+            "jmp qword ptr [rdx]",
+            // Entered again, by a `resume` or a `switch`: the same protocol
+            // as `suspend`'s label 2.
+            "2:",
+            "mov [rsi - 0x10], rbp",
+            "mov rax, [rsp]",
+            "mov [rsi - 0x08], rax",
+            "mov [rsi - 0x18], rsp",
+            "lea rsp, [rdx + 8]",
+            "pop rbx",
+            "pop rbp",
+            inlateout("rdi") word => back,
+            inlateout("rcx") flag => flag_in,
+            inlateout("rsi") to_base.as_ptr() as usize => _,
+            inlateout("rdx") to_sp.get() => _,
+            in("r8") save_sp,
+            in("r9") base.as_ptr(),
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    (back, flag_in)
 }
 
 /// The first frame of every fiber, entered by the first [`resume`] through

@@ -9,9 +9,11 @@ use std::marker::PhantomData;
 use std::mem::{self, MaybeUninit};
 use std::ptr::NonNull;
 
-use super::entry::{CONTINUE, Finish, Slot, UNWIND, drop_unstarted, entry_fn, offer, take};
+use super::entry::{
+    CONTINUE, Finish, Slot, UNWIND, drop_unstarted, entry_fn, forced_unwind, offer, take,
+};
 use super::{CoroutineResult, Yielder};
-use crate::arch::{self, StackPointer};
+use crate::arch::{self, StackPointer, Word};
 use crate::stack_pool::Stack;
 
 /// Bytes of stack a closure must leave free below itself: its slot is on
@@ -198,6 +200,116 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         if let Some(stack) = self.stack.take() {
             stack.clear_owner();
         }
+    }
+}
+
+/// How the thread came back to a resumer that used [`RawCoroutine::enter`]:
+/// what the coroutine that came back handed over. Only that coroutine's
+/// [`land`](RawCoroutine::land) may take it.
+#[must_use]
+pub(crate) struct Landing {
+    word: Word,
+    next: Option<StackPointer>,
+}
+
+/// Coroutines that take no input may hand the thread to one another with
+/// [`switch`](Self::switch); their resumer then uses [`enter`](Self::enter)
+/// and [`land`](Self::land) instead of `resume`, because the coroutine that
+/// comes back is not necessarily the one it entered.
+impl<Yield, Return> RawCoroutine<(), Yield, Return> {
+    /// The first half of a resume: enters `this`, and returns when some
+    /// coroutine entered from here (`this`, or one it switched to, and so
+    /// on) suspends or exits. The caller works out which one (the
+    /// scheduler tracks it) and passes the landing to its `land`.
+    ///
+    /// # Safety
+    ///
+    /// `this` is valid, holds its stack and is not running; no reference to
+    /// it is live across the call (a coroutine that switches away writes
+    /// its own saved stack pointer). The same goes for every coroutine
+    /// switched to from here.
+    #[inline]
+    pub(crate) unsafe fn enter(this: *mut Self) -> Landing {
+        // SAFETY: `this` is valid and not running (the caller's contract);
+        // these reads end before the switch.
+        let (sp, base) = unsafe {
+            let Some(sp) = (*this).sp else {
+                panic!("weft: a coroutine whose body has returned was entered");
+            };
+            (sp, (*this).base())
+        };
+        let mut input = MaybeUninit::new(());
+        // SAFETY: as in `resume`: `sp` is the suspended coroutine's, used
+        // once (whoever lands next replaces it), and its stack is ours.
+        let (word, next) = unsafe { arch::resume(offer(&mut input), CONTINUE, sp, base) };
+        Landing { word, next }
+    }
+
+    /// The second half of a resume: `self` is the coroutine that came back
+    /// to the resumer with `landing`.
+    ///
+    /// # Safety
+    ///
+    /// `landing` came from the `enter` that this coroutine (and no other)
+    /// came back to.
+    #[inline]
+    pub(crate) unsafe fn land(&mut self, landing: Landing) -> CoroutineResult<Yield, Return> {
+        self.sp = landing.next;
+        if landing.next.is_some() {
+            // SAFETY: a suspending coroutine offers its value; it cannot
+            // run again before we have moved it out.
+            return CoroutineResult::Yield(unsafe { take::<Yield>(landing.word) });
+        }
+        self.finish()
+    }
+
+    /// From inside `this`, which is running, hands the thread straight to
+    /// the suspended coroutine `to`, as if this coroutine's resumer had
+    /// resumed it. Returns when something enters `this` again (a resume or
+    /// another switch). A drop that unwinds `this` meanwhile unwinds from
+    /// here, as from `Yielder::suspend`.
+    ///
+    /// # Safety
+    ///
+    /// 1. The caller runs on `this`'s stack, inside its body, entered
+    ///    through `enter` (or a `switch`), and no reference to `this` is
+    ///    live across the call.
+    /// 2. `to` is valid, not running, has started (it is suspended in a
+    ///    `suspend` or `switch`), and is not `this`; no reference to it is
+    ///    live across the call.
+    /// 3. The resumer learns that `to` runs now before `to` can come back
+    ///    to it (it must land on `to`).
+    #[inline]
+    pub(crate) unsafe fn switch(this: *mut Self, to: *const Self) {
+        // SAFETY: facts 1 and 2: both are valid, neither is borrowed
+        // elsewhere, and these reads end before the switch.
+        let (base, save_sp, to_sp, to_base) = unsafe {
+            let Some(to_sp) = (*to).sp else {
+                panic!("weft: switched to a coroutine whose body has returned");
+            };
+            (
+                (*this).base(),
+                (&raw mut (*this).sp).cast::<usize>(),
+                to_sp,
+                (*to).base(),
+            )
+        };
+        let mut input = MaybeUninit::new(());
+        // SAFETY: fact 1: we run on `this`'s stack with base `base`, whose
+        // root leads to the resumer. Fact 2: `to_sp` is a suspended
+        // coroutine's, used once (whoever lands it, or it switching away,
+        // replaces it), on a stack it holds. `save_sp` points at our
+        // `Option<StackPointer>`, one word with 0 for `None`
+        // (`StackPointer` is a transparent `NonZeroUsize`), which nothing
+        // reads until we have left. `to` takes `input` before we can run
+        // again.
+        let (word, flag) =
+            unsafe { arch::switch(offer(&mut input), CONTINUE, base, save_sp, to_sp, to_base) };
+        if flag == UNWIND {
+            forced_unwind();
+        }
+        // SAFETY: whoever entered us offered a `()` input.
+        unsafe { take::<()>(word) }
     }
 }
 

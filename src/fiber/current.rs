@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::Fiber;
 use super::local::Locals;
 use super::task::{Body, Reason, TaskCell, TaskRef};
-use crate::sched::worker;
+use crate::sched::worker::{self, HandOff};
 
 /// The task whose fiber is running on this thread, if any. The pointer is
 /// valid while that fiber runs (its worker and its own frames hold it).
@@ -44,11 +44,20 @@ pub(crate) fn is_cancelled() -> bool {
     current_task().is_some_and(|task| unsafe { &*task }.header.state.load().is_cancelled())
 }
 
-/// Switches the running fiber out to its worker. A cancelled fiber (the
-/// runtime is shutting down, and its destructors may be running) never
-/// suspends: this returns at once, like a spurious wake-up.
+/// Switches the running fiber out: straight into the next fiber its
+/// worker would run, when it can (`sched::worker::handoff`), else to the
+/// worker. A cancelled fiber (the runtime is shutting down, and its
+/// destructors may be running) never suspends: this returns at once, like
+/// a spurious wake-up.
 fn switch_out(task: &TaskCell<dyn Body>, reason: Reason) {
     if task.header.state.load().is_cancelled() {
+        return;
+    }
+    let handed = worker::with_current(|w| {
+        w.expect("a running fiber is on a worker")
+            .hand_off(task, reason)
+    });
+    if handed != HandOff::ToLoop {
         return;
     }
     // SAFETY: the running fiber's own fields; the yielder lives on its

@@ -107,12 +107,15 @@ pub(crate) trait Body: Send + Sync + 'static {
     }
 }
 
+/// The coroutine of every task's fiber.
+pub(crate) type FiberCoroutine = RawCoroutine<(), Reason, BodyEnd>;
+
 /// A task's suspended or running fiber. `Send` although `Coroutine` is
 /// not: a started fiber is resumed only on its home worker's thread (see
 /// the thread-local rule in `DESIGN.md`), so the values on its stack never
 /// see another thread, unless the runtime was built with the `unsafe`
 /// migration opt-in, whose caller accepted exactly that.
-pub(crate) struct FiberContext(pub(crate) RawCoroutine<(), Reason, BodyEnd>);
+pub(crate) struct FiberContext(pub(crate) FiberCoroutine);
 
 // SAFETY: see the type's documentation: the coroutine is only resumed on
 // one thread at a time, and only moves threads under the unsafe opt-in.
@@ -200,6 +203,24 @@ impl Header {
     pub(crate) unsafe fn fiber_mut(&self) -> &mut Option<FiberContext> {
         // SAFETY: the caller's claim makes the access exclusive.
         unsafe { &mut *self.fiber.get() }
+    }
+
+    /// The coroutine of a started task, as a raw pointer: while fibers
+    /// switch among themselves (see `arch::switch`), each writes its own
+    /// saved stack pointer, so nobody may hold a reference to it across a
+    /// switch.
+    ///
+    /// # Safety
+    ///
+    /// The task has a fiber, and the caller is its claimant or, while it
+    /// runs, the fiber itself; no reference to the fiber slot is live.
+    pub(crate) unsafe fn coroutine_ptr(&self) -> *mut FiberCoroutine {
+        // SAFETY: the caller's claim (or being the running fiber) makes the
+        // access exclusive; the reference ends at once.
+        match unsafe { &mut *self.fiber.get() } {
+            Some(fiber) => &raw mut fiber.0,
+            None => unreachable!("a started task has a fiber"),
+        }
     }
 
     /// Sets the home worker and registry slot; the claimant does this when

@@ -222,7 +222,19 @@ fn inbox_model(waker_unparks: bool) {
 /// never claims it again.
 #[test]
 fn loom_pinned_park_races_two_unparks() {
-    ::loom::model(|| {
+    pinned_park_model(false);
+}
+
+/// As above, with PARKED published while the fiber is still on its stack,
+/// as a direct hand-off does (`sched::worker::handoff`): harmless for a
+/// pinned fiber, whose only resumer is the thread publishing.
+#[test]
+fn loom_pinned_park_publishes_early() {
+    pinned_park_model(true);
+}
+
+fn pinned_park_model(publish_early: bool) {
+    ::loom::model(move || {
         let home = Arc::new(Home {
             inbox: Inbox::new(),
             parker: Parker::new(),
@@ -237,8 +249,15 @@ fn loom_pinned_park_races_two_unparks() {
                 if fiber.state.try_consume_notification() {
                     return fiber.resume_and_finish();
                 }
-                fiber.touch_stack(10);
-                if fiber.state.transition_to_parked() == Park::Notified {
+                let outcome = if publish_early {
+                    let outcome = fiber.state.transition_to_parked();
+                    fiber.touch_stack(10);
+                    outcome
+                } else {
+                    fiber.touch_stack(10);
+                    fiber.state.transition_to_parked()
+                };
+                if outcome == Park::Notified {
                     assert!(fiber.state.load().is_running(), "still claimed");
                     return fiber.resume_and_finish();
                 }

@@ -20,6 +20,12 @@
 //! Started fibers are never stolen (see `mod.rs`); only tasks without
 //! frames move between workers.
 //!
+//! Most rounds between fibers of one worker skip the loop: a fiber that
+//! yields or parks while a claimed fiber of its worker is ready switches
+//! straight into it (`handoff.rs`), and the loop's `run_task` lands on
+//! whichever fiber switches back to it in the end. Shutdown is in
+//! `shutdown.rs`.
+//!
 //! # Thread-local access
 //!
 //! Fibers reach their worker through [`with_current`], which reads the
@@ -36,13 +42,20 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod handoff;
+mod shutdown;
+
+pub(crate) use self::handoff::HandOff;
+
 use super::queue::LocalQueue;
 use super::registry::Registry;
 use super::timer::Timers;
 use super::{Shared, WorkerShared, cancel_unstarted};
 use crate::coroutine::CoroutineResult;
 use crate::fiber::state::{Claim, Idle, Park};
-use crate::fiber::task::{Body, BodyEnd, Outcome, Reason, TaskCell, TaskRef, make_fiber};
+use crate::fiber::task::{
+    Body, BodyEnd, FiberCoroutine, Outcome, Reason, TaskCell, TaskRef, make_fiber,
+};
 use crate::loom::sync::atomic::Ordering;
 
 thread_local! {
@@ -85,6 +98,10 @@ pub(crate) struct Worker {
     timers: RefCell<Timers<TaskRef>>,
     /// The task whose fiber runs now.
     current: Cell<Option<*const TaskCell<dyn Body>>>,
+    /// Whether the running fiber may hand the thread straight to another
+    /// (`handoff.rs`): only while `run_task` has entered it, on a runtime
+    /// whose fibers are pinned.
+    handing_off: Cell<bool>,
     tick: Cell<u32>,
     /// The last fiber yielded: the next round looks at unstarted work
     /// first, so `yield_now` lets everything else run, not only the
@@ -109,6 +126,7 @@ impl Worker {
             registry: RefCell::new(Registry::new()),
             timers: RefCell::new(Timers::new()),
             current: Cell::new(None),
+            handing_off: Cell::new(false),
             tick: Cell::new(0),
             yielded: Cell::new(false),
             searching: Cell::new(false),
@@ -318,10 +336,39 @@ impl Worker {
             // SAFETY: we hold the claim.
             unsafe { task.header.set_home(Arc::as_ptr(&self.me), slot) };
         }
-        let running = fiber.as_mut().expect("the fiber was just made or kept");
+        // SAFETY: we hold the claim, and `fiber` is not used again.
+        let entered = unsafe { task.header.coroutine_ptr() };
         self.current.set(Some(Arc::as_ptr(&task)));
-        let switched = running.0.resume(());
-        self.current.set(None);
+        self.handing_off.set(self.pin);
+        // SAFETY: the fiber is ours (claimed), started or just made, not
+        // running, and no reference to it is live. The fibers it hands the
+        // thread to (`handoff.rs`) are claimed pinned fibers of ours too,
+        // each set as `current` before it runs.
+        let landing = unsafe { FiberCoroutine::enter(entered) };
+        self.handing_off.set(false);
+        let back = self
+            .current
+            .take()
+            .expect("the fiber that came back is current");
+        let task = if ptr::addr_eq(back, Arc::as_ptr(&task)) {
+            task
+        } else {
+            drop(task);
+            // SAFETY: `back` is a started fiber of this worker: our registry
+            // holds a count on it until its body ends, which is handled
+            // below, with the count we take here.
+            unsafe {
+                Arc::increment_strong_count(back);
+                Arc::from_raw(back)
+            }
+        };
+        // SAFETY: the fiber that came back is ours (claimed: the one we
+        // entered, or a pinned fiber of ours it handed off to), and nothing
+        // else refers to its slot now.
+        let fiber = unsafe { task.header.fiber_mut() };
+        let running = fiber.as_mut().expect("the fiber that came back has one");
+        // SAFETY: `task`'s fiber is the one that came back to `enter`.
+        let switched = unsafe { running.0.land(landing) };
         match switched {
             CoroutineResult::Yield(Reason::Yield) => {
                 // A pinned fiber stays RUNNING: claimed, queued at home.
@@ -472,75 +519,6 @@ impl Worker {
         self.rng.set(x);
         x
     }
-
-    /// Shutdown, on this worker's thread: unwind every started fiber that
-    /// lives here and cancel every unstarted task queued here, until
-    /// nothing is left (unwinding may wake or spawn more).
-    fn shutdown(&self) {
-        self.timers.borrow_mut().clear();
-        loop {
-            let started = self.registered();
-            for task in &started {
-                task.header.state.cancel();
-            }
-            for task in started {
-                if task.header.state.transition_to_running_from_parked() == Claim::Run {
-                    self.unwind(task);
-                }
-            }
-            // Pinned fibers queued at home are claimed for us already.
-            let mut claimed: Vec<TaskRef> = Vec::new();
-            let mut queued: Vec<TaskRef> = Vec::new();
-            if self.pin { &mut claimed } else { &mut queued }.extend(self.lifo.take());
-            claimed.extend(self.ready.borrow_mut().drain(..));
-            self.me.inbox.drain_into(&mut claimed);
-            while let Some(task) = self.local.pop() {
-                queued.push(task);
-            }
-            // Any worker drains the injector: under the migration opt-in it
-            // may hold started fibers woken from outside.
-            while let Some(task) = self.shared.injector.steal() {
-                queued.push(task);
-            }
-            if queued.is_empty() && claimed.is_empty() {
-                if self.registry_is_empty() {
-                    return;
-                }
-                // A waker moved one of ours out of PARKED and has not
-                // pushed it to the inbox yet: let it finish.
-                std::thread::yield_now();
-                continue;
-            }
-            for task in claimed {
-                task.header.state.cancel();
-                self.unwind(task);
-            }
-            for task in queued {
-                task.header.state.cancel();
-                if task.header.state.transition_to_running(self.pin) == Claim::Skip {
-                    continue;
-                }
-                // SAFETY: we hold the claim.
-                if unsafe { task.header.fiber_mut() }.is_some() {
-                    self.unwind(task);
-                } else {
-                    cancel_unstarted_claimed(task);
-                }
-            }
-        }
-    }
-
-    /// Unwinds the fiber of a claimed, started task on this thread: its
-    /// destructors run, and its body reports `Cancelled`.
-    fn unwind(&self, task: TaskRef) {
-        // SAFETY: we hold the claim.
-        let fiber = unsafe { task.header.fiber_mut() }.take();
-        self.current.set(Some(Arc::as_ptr(&task)));
-        drop(fiber);
-        self.current.set(None);
-        self.forget_started(&task);
-        task.header.state.transition_to_complete();
-    }
 }
 
 impl Drop for Worker {
@@ -574,12 +552,6 @@ impl Taken {
             claimed: false,
         }
     }
-}
-
-/// Completes a claimed task that has no fiber as cancelled.
-fn cancel_unstarted_claimed(task: TaskRef) {
-    task.body.complete(Outcome::Cancelled);
-    task.header.state.transition_to_complete();
 }
 
 /// A fiber that cannot start has no other way to be heard if nobody joins

@@ -1,0 +1,116 @@
+//! Direct hand-off: a fiber that yields or parks switches straight into
+//! the next fiber its worker would run, without a round trip through the
+//! worker's loop.
+//!
+//! The loop would resume the fiber that yielded or parked, file it, pick
+//! the next one and resume that: two switches and a loop round. When the
+//! next one is a claimed fiber of this worker (its LIFO slot, ready queue
+//! or inbox: pinned fibers, see `fiber::state`), the fiber can do the
+//! filing itself and [`arch::switch`](crate::arch) into it: one switch.
+//! The fiber switched into cannot tell; its next switch-out returns to the
+//! loop's `enter`, which lands on whichever fiber `current` names.
+//!
+//! Filing a fiber before its stack is left is what the PARKED protocol
+//! forbids in general (`fiber::state`): a waker on another thread could
+//! resume it while its stack is still in use. A pinned fiber is exempt:
+//! only its home worker ever runs it, and that is this thread, busy with
+//! the switch. (The loom model `loom_pinned_park_publishes_early` checks
+//! that publishing early is harmless for a pinned fiber.)
+//!
+//! The loop still gets the thread back whenever it has something to do
+//! that a hand-off would skip: every 61st round (timers, the injector, the
+//! reactor), unstarted tasks to run after a yield, a shutdown, or no
+//! claimed fiber to switch to.
+
+use std::sync::Arc;
+
+use super::{FAIRNESS_INTERVAL, Worker};
+use crate::fiber::state::Park;
+use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell, TaskRef};
+
+/// What [`Worker::hand_off`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandOff {
+    /// Switched to other fibers, and was switched back to: carry on.
+    Switched,
+    /// Nothing to switch for: a park found its token, or a yield found no
+    /// other fiber to let run. Carry on.
+    Stay,
+    /// Switch out to the worker's loop, as usual.
+    ToLoop,
+}
+
+impl Worker {
+    /// Called by the running fiber `me`, about to switch out for `reason`:
+    /// hands the thread to the next claimed fiber of this worker if the
+    /// loop has nothing else to do first (see the module doc).
+    pub(crate) fn hand_off(&self, me: &TaskCell<dyn Body>, reason: Reason) -> HandOff {
+        if !self.handing_off.get() || self.shared.is_shutdown() {
+            return HandOff::ToLoop;
+        }
+        let tick = self.tick.get().wrapping_add(1);
+        if tick.is_multiple_of(FAIRNESS_INTERVAL) {
+            // The loop takes this round, with its fairness checks.
+            return HandOff::ToLoop;
+        }
+        if reason == Reason::Yield && (!self.local.is_empty() || !self.shared.injector.is_empty()) {
+            // After a yield, the loop starts unstarted tasks first.
+            return HandOff::ToLoop;
+        }
+        let next = match self.lifo.take() {
+            Some(next) => next,
+            None => match self.pop_ready() {
+                Some(next) => next.task,
+                None if reason == Reason::Yield => {
+                    self.tick.set(tick);
+                    return HandOff::Stay;
+                }
+                None => return HandOff::ToLoop,
+            },
+        };
+        // SAFETY: `me` runs on this worker, so our registry holds a count.
+        let me_ref: TaskRef = unsafe { counted(me) };
+        match reason {
+            // Pinned: it stays RUNNING, claimed, at the back of the queue.
+            Reason::Yield => self.ready.borrow_mut().push_back(me_ref),
+            Reason::Park => match me.header.state.transition_to_parked() {
+                Park::Parked => drop(me_ref),
+                Park::Notified => {
+                    // A wake came first: no park, and `next` keeps its turn.
+                    self.ready.borrow_mut().push_front(next);
+                    return HandOff::Stay;
+                }
+            },
+        }
+        self.tick.set(tick);
+        self.current.set(Some(Arc::as_ptr(&next)));
+        // SAFETY: both are started pinned fibers of this worker: `me` runs
+        // (inside its body, entered by `run_task` or a hand-off, as
+        // `handing_off` says) and `next`, taken from our claimed queues, is
+        // suspended and not `me` (a running fiber is in no queue). Nothing
+        // holds a reference to either coroutine. `current` names `next`
+        // before it runs, for `run_task` to land on.
+        let (from, to) = unsafe { (me.header.coroutine_ptr(), next.header.coroutine_ptr()) };
+        // Our registry keeps `next` alive; holding a count across the
+        // switch would pin it for as long as `me` is away.
+        drop(next);
+        // SAFETY: see above.
+        unsafe { FiberCoroutine::switch(from, to) };
+        HandOff::Switched
+    }
+}
+
+/// A counted reference to a started task of this worker.
+///
+/// # Safety
+///
+/// The task is a started fiber of this worker, whose registry holds a count.
+unsafe fn counted(task: &TaskCell<dyn Body>) -> TaskRef {
+    let ptr: *const TaskCell<dyn Body> = task;
+    // SAFETY: the task lives in an `Arc` (every task does) with a count
+    // held by the registry; we add one for the reference we make.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Arc::from_raw(ptr)
+    }
+}

@@ -1,0 +1,86 @@
+//! Shutdown, on each worker's own thread: every started fiber that lives
+//! here is unwound (its destructors run) and every unstarted task queued
+//! here is completed as cancelled; see `sched/mod.rs`, "Shutdown".
+
+use std::sync::Arc;
+
+use super::Worker;
+use crate::fiber::state::Claim;
+use crate::fiber::task::{Outcome, TaskRef};
+
+impl Worker {
+    /// Shutdown, on this worker's thread: unwind every started fiber that
+    /// lives here and cancel every unstarted task queued here, until
+    /// nothing is left (unwinding may wake or spawn more).
+    pub(super) fn shutdown(&self) {
+        self.timers.borrow_mut().clear();
+        loop {
+            let started = self.registered();
+            for task in &started {
+                task.header.state.cancel();
+            }
+            for task in started {
+                if task.header.state.transition_to_running_from_parked() == Claim::Run {
+                    self.unwind(task);
+                }
+            }
+            // Pinned fibers queued at home are claimed for us already.
+            let mut claimed: Vec<TaskRef> = Vec::new();
+            let mut queued: Vec<TaskRef> = Vec::new();
+            if self.pin { &mut claimed } else { &mut queued }.extend(self.lifo.take());
+            claimed.extend(self.ready.borrow_mut().drain(..));
+            self.me.inbox.drain_into(&mut claimed);
+            while let Some(task) = self.local.pop() {
+                queued.push(task);
+            }
+            // Any worker drains the injector: under the migration opt-in it
+            // may hold started fibers woken from outside.
+            while let Some(task) = self.shared.injector.steal() {
+                queued.push(task);
+            }
+            if queued.is_empty() && claimed.is_empty() {
+                if self.registry_is_empty() {
+                    return;
+                }
+                // A waker moved one of ours out of PARKED and has not
+                // pushed it to the inbox yet: let it finish.
+                std::thread::yield_now();
+                continue;
+            }
+            for task in claimed {
+                task.header.state.cancel();
+                self.unwind(task);
+            }
+            for task in queued {
+                task.header.state.cancel();
+                if task.header.state.transition_to_running(self.pin) == Claim::Skip {
+                    continue;
+                }
+                // SAFETY: we hold the claim.
+                if unsafe { task.header.fiber_mut() }.is_some() {
+                    self.unwind(task);
+                } else {
+                    cancel_unstarted_claimed(task);
+                }
+            }
+        }
+    }
+
+    /// Unwinds the fiber of a claimed, started task on this thread: its
+    /// destructors run, and its body reports `Cancelled`.
+    fn unwind(&self, task: TaskRef) {
+        // SAFETY: we hold the claim.
+        let fiber = unsafe { task.header.fiber_mut() }.take();
+        self.current.set(Some(Arc::as_ptr(&task)));
+        drop(fiber);
+        self.current.set(None);
+        self.forget_started(&task);
+        task.header.state.transition_to_complete();
+    }
+}
+
+/// Completes a claimed task that has no fiber as cancelled.
+fn cancel_unstarted_claimed(task: TaskRef) {
+    task.body.complete(Outcome::Cancelled);
+    task.header.state.transition_to_complete();
+}
