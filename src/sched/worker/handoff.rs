@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use super::{FAIRNESS_INTERVAL, Worker};
 use crate::fiber::state::Park;
-use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell, TaskRef};
+use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell};
 
 /// What [`Worker::hand_off`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +68,11 @@ impl Worker {
                 None => return HandOff::ToLoop,
             },
         };
-        // SAFETY: `me` runs on this worker, so our registry holds a count.
-        let me_ref: TaskRef = unsafe { counted(me) };
+        let me_ref = self
+            .running
+            .take()
+            .expect("a hand-off is from the running fiber");
+        debug_assert!(std::ptr::addr_eq(Arc::as_ptr(&me_ref), me));
         match reason {
             // Pinned: it stays RUNNING, claimed, at the back of the queue.
             Reason::Yield => self.ready.borrow_mut().push_back(me_ref),
@@ -77,6 +80,7 @@ impl Worker {
                 Park::Parked => drop(me_ref),
                 Park::Notified => {
                     // A wake came first: no park, and `next` keeps its turn.
+                    self.running.set(Some(me_ref));
                     self.ready.borrow_mut().push_front(next);
                     return HandOff::Stay;
                 }
@@ -88,29 +92,12 @@ impl Worker {
         // (inside its body, entered by `run_task` or a hand-off, as
         // `handing_off` says) and `next`, taken from our claimed queues, is
         // suspended and not `me` (a running fiber is in no queue). Nothing
-        // holds a reference to either coroutine. `current` names `next`
-        // before it runs, for `run_task` to land on.
+        // holds a reference to either coroutine. `current` and `running`
+        // name `next` before it runs, for `run_task` to land on.
         let (from, to) = unsafe { (me.header.coroutine_ptr(), next.header.coroutine_ptr()) };
-        // Our registry keeps `next` alive; holding a count across the
-        // switch would pin it for as long as `me` is away.
-        drop(next);
+        self.running.set(Some(next));
         // SAFETY: see above.
         unsafe { FiberCoroutine::switch(from, to) };
         HandOff::Switched
-    }
-}
-
-/// A counted reference to a started task of this worker.
-///
-/// # Safety
-///
-/// The task is a started fiber of this worker, whose registry holds a count.
-unsafe fn counted(task: &TaskCell<dyn Body>) -> TaskRef {
-    let ptr: *const TaskCell<dyn Body> = task;
-    // SAFETY: the task lives in an `Arc` (every task does) with a count
-    // held by the registry; we add one for the reference we make.
-    unsafe {
-        Arc::increment_strong_count(ptr);
-        Arc::from_raw(ptr)
     }
 }

@@ -98,6 +98,9 @@ pub(crate) struct Worker {
     timers: RefCell<Timers<TaskRef>>,
     /// The task whose fiber runs now.
     current: Cell<Option<*const TaskCell<dyn Body>>>,
+    /// The same task, counted, while `run_task` has entered it: the
+    /// reference a hand-off files (or drops) and the landing takes back.
+    running: Cell<Option<TaskRef>>,
     /// Whether the running fiber may hand the thread straight to another
     /// (`handoff.rs`): only while `run_task` has entered it, on a runtime
     /// whose fibers are pinned.
@@ -126,6 +129,7 @@ impl Worker {
             registry: RefCell::new(Registry::new()),
             timers: RefCell::new(Timers::new()),
             current: Cell::new(None),
+            running: Cell::new(None),
             handing_off: Cell::new(false),
             tick: Cell::new(0),
             yielded: Cell::new(false),
@@ -339,6 +343,7 @@ impl Worker {
         // SAFETY: we hold the claim, and `fiber` is not used again.
         let entered = unsafe { task.header.coroutine_ptr() };
         self.current.set(Some(Arc::as_ptr(&task)));
+        self.running.set(Some(task));
         self.handing_off.set(self.pin);
         // SAFETY: the fiber is ours (claimed), started or just made, not
         // running, and no reference to it is live. The fibers it hands the
@@ -346,22 +351,11 @@ impl Worker {
         // each set as `current` before it runs.
         let landing = unsafe { FiberCoroutine::enter(entered) };
         self.handing_off.set(false);
-        let back = self
-            .current
+        self.current.set(None);
+        let task = self
+            .running
             .take()
-            .expect("the fiber that came back is current");
-        let task = if ptr::addr_eq(back, Arc::as_ptr(&task)) {
-            task
-        } else {
-            drop(task);
-            // SAFETY: `back` is a started fiber of this worker: our registry
-            // holds a count on it until its body ends, which is handled
-            // below, with the count we take here.
-            unsafe {
-                Arc::increment_strong_count(back);
-                Arc::from_raw(back)
-            }
-        };
+            .expect("the fiber that came back is the running one");
         // SAFETY: the fiber that came back is ours (claimed: the one we
         // entered, or a pinned fiber of ours it handed off to), and nothing
         // else refers to its slot now.
