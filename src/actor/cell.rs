@@ -124,7 +124,6 @@ impl<A: Actor> Body for ActorCell<A> {
             stop(self, &me, slot, StopReason::Killed);
             return BodyEnd::Exit;
         }
-        let handled = batch.len();
         while let Some(envelope) = batch.pop_front() {
             let verdict = match envelope {
                 Envelope::Message(msg) => {
@@ -156,9 +155,15 @@ impl<A: Actor> Body for ActorCell<A> {
             }
         }
         slot.trap_exit = ctx.trap_exit();
-        if handled == BATCH {
-            // A full batch: there may be more. Leave a token so the task is
-            // queued again behind the others instead of going idle.
+        // Look at the mailbox itself before going idle, not only at the
+        // batch: a full batch may have left more behind, and a message
+        // that arrived while a hook or handler was blocked (a socket read,
+        // a sleep, an ask) woke the *fiber* parked there, and that park
+        // consumed the wake. If work waits, leave a token so the task is
+        // queued again behind the others instead of going idle. A message
+        // pushed after this look finds the task RUNNING and leaves its own
+        // token, which the worker's move to idle turns into a reschedule.
+        if self.mailbox.has_work() {
             crate::sched::wake_by(&me.header, || me.clone());
         }
         BodyEnd::Idle

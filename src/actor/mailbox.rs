@@ -127,6 +127,12 @@ impl<M> Mailbox<M> {
         true
     }
 
+    /// Whether anything waits for the actor: an envelope, or a kill.
+    pub(crate) fn has_work(&self) -> bool {
+        let inner = self.lock();
+        !inner.queue.is_empty() || inner.killed
+    }
+
     /// Moves up to `max` envelopes into `batch`; returns whether the actor
     /// was killed. Wakes senders waiting for room.
     pub(crate) fn take_batch(&self, batch: &mut VecDeque<Envelope<M>>, max: usize) -> bool {
