@@ -12,6 +12,7 @@ mod support;
 use std::time::Duration;
 
 use actor_util::{Event, Gate, Log, Msg, Probe, job, runtime, send};
+use support::{Counter, DropToken};
 use weft::actor::{self, Actor, Context, StopReason};
 
 /// Regression: a message that arrives while a handler is blocked (here
@@ -66,5 +67,68 @@ fn a_message_arriving_while_started_blocks_is_handled() {
         log.wait_for("the message", |e| e == [Event::Num(7)]);
         addr.stop();
         addr.join();
+    });
+}
+
+/// `kill` stops the actor before it handles anything else, even messages
+/// it had already taken from its mailbox into its current batch.
+#[test]
+fn kill_drops_the_queued_messages() {
+    support::bounded(|| {
+        let rt = runtime(2);
+        let log = Log::new();
+        let addr = actor::Builder::new().spawn_on(rt.handle(), Probe::new(&log));
+        let mut gate = Gate::new();
+        // The gate first, then 100 messages behind it in the same batch.
+        let drops = Counter::new();
+        send(&addr, gate.msg());
+        gate.wait_entered();
+        for i in 1..=100 {
+            send(&addr, Msg::Num(i));
+        }
+        let tokens: Vec<DropToken> = (0..5).map(|_| drops.token()).collect();
+        for token in tokens {
+            send(&addr, job(move |_, _| drop(token)));
+        }
+        addr.kill();
+        gate.open();
+        assert_eq!(addr.join(), StopReason::Killed);
+        assert_eq!(
+            log.nums(),
+            Vec::<u64>::new(),
+            "nothing after the kill is handled"
+        );
+        assert_eq!(drops.get(), 5, "queued messages are dropped");
+        assert_eq!(log.stops(), [StopReason::Killed]);
+    });
+}
+
+/// The same when the messages were already in the actor's batch: the
+/// handler that blocks is one of several taken together.
+#[test]
+fn kill_drops_messages_already_taken_into_the_batch() {
+    support::bounded(|| {
+        let rt = runtime(2);
+        let log = Log::new();
+        let addr = actor::Builder::new().spawn_on(rt.handle(), Probe::new(&log));
+        let mut gate = Gate::new();
+        // Hold the actor first so that all of these queue up together.
+        let mut first = Gate::new();
+        send(&addr, first.msg());
+        first.wait_entered();
+        send(&addr, gate.msg());
+        for i in 1..=20 {
+            send(&addr, Msg::Num(i));
+        }
+        first.open();
+        gate.wait_entered();
+        addr.kill();
+        gate.open();
+        assert_eq!(addr.join(), StopReason::Killed);
+        assert_eq!(
+            log.nums(),
+            Vec::<u64>::new(),
+            "messages queued before the kill are dropped, wherever they sit"
+        );
     });
 }

@@ -125,6 +125,16 @@ impl<A: Actor> Body for ActorCell<A> {
             return BodyEnd::Exit;
         }
         while let Some(envelope) = batch.pop_front() {
+            // A kill that came while an earlier envelope was handled drops
+            // the rest of the batch too: those messages were queued when
+            // the kill came, and a killed actor handles nothing more.
+            if self.mailbox.is_killed() {
+                drop(envelope);
+                drop(batch);
+                slot.trap_exit = ctx.trap_exit();
+                stop(self, &me, slot, StopReason::Killed);
+                return BodyEnd::Exit;
+            }
             let verdict = match envelope {
                 Envelope::Message(msg) => {
                     actor.handle(msg, &mut ctx);
@@ -294,12 +304,7 @@ impl<A: Actor> Control for ActorCell<A> {
     }
 
     fn mark_killed(&self) -> bool {
-        let mut inner = self.mailbox.lock();
-        if inner.closed {
-            return false;
-        }
-        inner.killed = true;
-        true
+        self.mailbox.kill()
     }
 
     fn add_joiner(&self, fiber: crate::fiber::Fiber) -> Option<StopReason> {

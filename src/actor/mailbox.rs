@@ -13,6 +13,7 @@ use std::fmt;
 use super::link::Relations;
 use super::{ActorId, StopReason};
 use crate::fiber::Fiber;
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
 
 /// What arrives in a mailbox.
@@ -39,8 +40,6 @@ pub(crate) struct Inner<M> {
     pub(crate) queue: VecDeque<Envelope<M>>,
     /// Closed when the actor stops: sends fail from then on.
     pub(crate) closed: bool,
-    /// Set by `Addr::kill`: stop before handling anything else.
-    pub(crate) killed: bool,
     /// For a bounded mailbox, its capacity (0: unbounded).
     capacity: u32,
     /// Messages (not signals) in the queue, for the bound.
@@ -58,6 +57,10 @@ pub(crate) struct Inner<M> {
 /// See the module doc.
 pub(crate) struct Mailbox<M> {
     inner: Mutex<Inner<M>>,
+    /// Set by `Addr::kill` (under the lock, while open): stop before
+    /// handling anything else. Outside the lock so that the actor can look
+    /// at it before each envelope of a batch without taking the lock.
+    killed: AtomicBool,
 }
 
 /// Why a message was not delivered.
@@ -72,10 +75,10 @@ impl<M> Mailbox<M> {
     /// A mailbox; `capacity` 0 means unbounded.
     pub(crate) fn new(capacity: u32) -> Mailbox<M> {
         Mailbox {
+            killed: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 closed: false,
-                killed: false,
                 capacity,
                 messages: 0,
                 waiting_senders: None,
@@ -130,11 +133,29 @@ impl<M> Mailbox<M> {
     /// Whether anything waits for the actor: an envelope, or a kill.
     pub(crate) fn has_work(&self) -> bool {
         let inner = self.lock();
-        !inner.queue.is_empty() || inner.killed
+        !inner.queue.is_empty() || self.is_killed()
+    }
+
+    /// Marks the actor killed; false if it has stopped.
+    pub(crate) fn kill(&self) -> bool {
+        let inner = self.lock();
+        if inner.closed {
+            return false;
+        }
+        // Release: pairs with the Acquire in `is_killed` (the flag carries
+        // no data, but a kill seen is a kill that happened before).
+        self.killed.store(true, Ordering::Release);
+        true
+    }
+
+    /// Whether `Addr::kill` was called.
+    pub(crate) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
     }
 
     /// Moves up to `max` envelopes into `batch`; returns whether the actor
-    /// was killed. Wakes senders waiting for room.
+    /// was killed. Wakes senders waiting for room. The caller checks
+    /// [`is_killed`](Self::is_killed) again before each envelope.
     pub(crate) fn take_batch(&self, batch: &mut VecDeque<Envelope<M>>, max: usize) -> bool {
         let mut inner = self.lock();
         let n = inner.queue.len().min(max);
@@ -145,7 +166,7 @@ impl<M> Mailbox<M> {
             .filter(|e| matches!(e, Envelope::Message(_)))
             .count();
         inner.messages -= taken as u32;
-        let killed = inner.killed;
+        let killed = self.is_killed();
         let woken = if n > 0 {
             inner
                 .waiting_senders
