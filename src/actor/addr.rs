@@ -117,8 +117,11 @@ impl<A: Actor> Addr<A> {
     ///
     /// # Errors
     ///
-    /// [`AskError::Stopped`] if the actor stopped before answering,
-    /// [`AskError::NoReply`] if it dropped the `Reply` unanswered.
+    /// [`AskError::Stopped`] if the actor stopped before answering (it
+    /// had stopped already, the request was still queued when it stopped,
+    /// it kept the `Reply` in its state, or a handler panicked with the
+    /// `Reply` in hand), [`AskError::NoReply`] if it dropped the `Reply`
+    /// unanswered and went on.
     ///
     /// ```
     /// use weft::actor::{self, Actor, Context, Reply};
@@ -152,8 +155,12 @@ impl<A: Actor> Addr<A> {
         make: impl FnOnce(Reply<R>) -> A::Msg,
     ) -> Result<R, AskError> {
         let (tx, rx) = crate::chan::oneshot();
-        self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
-        rx.recv().map_err(|_| self.no_answer())
+        self.send(make(Reply(Some(tx))))
+            .map_err(|_| AskError::Stopped)?;
+        match rx.recv() {
+            Ok(answer) => answer,
+            Err(_) => Err(self.no_answer()),
+        }
     }
 
     /// [`ask`](Self::ask), giving up after `timeout`.
@@ -168,14 +175,18 @@ impl<A: Actor> Addr<A> {
         timeout: std::time::Duration,
     ) -> Result<R, AskError> {
         let (tx, rx) = crate::chan::oneshot();
-        self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
-        rx.recv_timeout(timeout).map_err(|err| match err {
-            crate::chan::RecvTimeoutError::Timeout => AskError::Timeout,
-            crate::chan::RecvTimeoutError::Disconnected => self.no_answer(),
-        })
+        self.send(make(Reply(Some(tx))))
+            .map_err(|_| AskError::Stopped)?;
+        match rx.recv_timeout(timeout) {
+            Ok(answer) => answer,
+            Err(crate::chan::RecvTimeoutError::Timeout) => Err(AskError::Timeout),
+            Err(crate::chan::RecvTimeoutError::Disconnected) => Err(self.no_answer()),
+        }
     }
 
-    /// Why a reply channel closed unanswered.
+    /// Why a reply channel closed unanswered. A stopping actor closes its
+    /// mailbox before it drops its queue, its state and its hook's
+    /// values, so a `Reply` dropped by its stop is seen as `Stopped`.
     fn no_answer(&self) -> AskError {
         if self.is_alive() {
             AskError::NoReply
@@ -273,13 +284,32 @@ impl<A: Actor> fmt::Display for Addr<A> {
 }
 
 /// The answer half of an [`Addr::ask`]: the actor sends its reply with it.
-pub struct Reply<R>(crate::chan::oneshot::Sender<R>);
+///
+/// Dropped unanswered, the asker gets [`AskError::NoReply`]; dropped by a
+/// panic (the handler that had it panicked, which stops the actor), the
+/// asker gets [`AskError::Stopped`].
+pub struct Reply<R>(Option<crate::chan::oneshot::Sender<Result<R, AskError>>>);
 
 impl<R> Reply<R> {
     /// Answers. If the asker gave up (timed out, or stopped), the value is
     /// dropped.
-    pub fn send(self, value: R) {
-        let _ = self.0.send(value);
+    pub fn send(mut self, value: R) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Ok(value));
+        }
+    }
+}
+
+impl<R> Drop for Reply<R> {
+    fn drop(&mut self) {
+        // Unwinding drops the reply before the actor's stop closes its
+        // mailbox; the asker, woken by the drop, would see the actor still
+        // alive and report `NoReply`. Say what happened instead.
+        if let Some(tx) = self.0.take()
+            && std::thread::panicking()
+        {
+            let _ = tx.send(Err(AskError::Stopped));
+        }
     }
 }
 

@@ -114,14 +114,13 @@ impl<A: Actor> Body for ActorCell<A> {
         };
         if let Some(reason) = ctx.take_stop() {
             slot.trap_exit = ctx.trap_exit();
-            stop(self, &me, slot, reason);
+            stop(self, &me, slot, reason, VecDeque::new());
             return BodyEnd::Exit;
         }
         let mut batch = VecDeque::with_capacity(8);
         let killed = self.mailbox.take_batch(&mut batch, BATCH);
         if killed {
-            drop(batch);
-            stop(self, &me, slot, StopReason::Killed);
+            stop(self, &me, slot, StopReason::Killed, batch);
             return BodyEnd::Exit;
         }
         while let Some(envelope) = batch.pop_front() {
@@ -129,10 +128,9 @@ impl<A: Actor> Body for ActorCell<A> {
             // the rest of the batch too: those messages were queued when
             // the kill came, and a killed actor handles nothing more.
             if self.mailbox.is_killed() {
-                drop(envelope);
-                drop(batch);
+                batch.push_front(envelope);
                 slot.trap_exit = ctx.trap_exit();
-                stop(self, &me, slot, StopReason::Killed);
+                stop(self, &me, slot, StopReason::Killed, batch);
                 return BodyEnd::Exit;
             }
             let verdict = match envelope {
@@ -158,9 +156,8 @@ impl<A: Actor> Body for ActorCell<A> {
             };
             if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
                 // What is left of the batch goes with the mailbox.
-                drop(batch);
                 slot.trap_exit = ctx.trap_exit();
-                stop(self, &me, slot, reason);
+                stop(self, &me, slot, reason, batch);
                 return BodyEnd::Exit;
             }
         }
@@ -191,7 +188,7 @@ impl<A: Actor> Body for ActorCell<A> {
         // body, or the worker that could not start it).
         let slot = unsafe { self.slot() };
         let me = cell_task(self);
-        stop(self, &me, slot, reason);
+        stop(self, &me, slot, reason, VecDeque::new());
     }
 
     fn schedule_idle(&self, task: TaskRef) {
@@ -221,15 +218,37 @@ fn cell_task<A: Actor>(cell: &ActorCell<A>) -> Arc<TaskCell<ActorCell<A>>> {
     }
 }
 
-/// The stop sequence, on the claimant: the `stopped` hook, then the
-/// mailbox closed (messages left are dropped), links and monitors told,
-/// names unregistered, joiners woken, the state dropped.
+/// The stop sequence, on the claimant: the mailbox closed (sends fail,
+/// `is_alive` is false, parked senders get their messages back), the
+/// `stopped` hook, the state dropped, what was left queued (and `rest`,
+/// the unhandled part of the current batch) dropped, then links and
+/// monitors told, names unregistered, joiners woken.
+///
+/// The mailbox closes first so that an asker whose `Reply` goes with the
+/// queue, the state or the hook sees the actor stopped (`Stopped`, not
+/// `NoReply`); joiners, links and monitors hear of the stop only once it
+/// is complete.
 fn stop<A: Actor>(
     cell: &ActorCell<A>,
     me: &Arc<TaskCell<ActorCell<A>>>,
     slot: &mut Slot<A>,
     reason: StopReason,
+    rest: VecDeque<Envelope<A::Msg>>,
 ) {
+    let (left, senders) = {
+        let mut inner = cell.mailbox.lock();
+        if inner.closed {
+            return;
+        }
+        inner.closed = true;
+        (
+            std::mem::take(&mut inner.queue),
+            inner.drain_waiting_senders(),
+        )
+    };
+    for fiber in senders {
+        fiber.unpark();
+    }
     let actor = match std::mem::replace(&mut slot.life, Life::Stopped) {
         Life::New(actor) | Life::Running(actor) => Some(actor),
         Life::Stopped => None,
@@ -241,25 +260,18 @@ fn stop<A: Actor>(
         let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason, &mut ctx)));
         let _ = catch_unwind(AssertUnwindSafe(|| drop(actor)));
     }
-    let (left, relations, senders) = {
+    let _ = catch_unwind(AssertUnwindSafe(|| drop((rest, left))));
+    let relations = {
         let mut inner = cell.mailbox.lock();
-        if inner.closed {
-            return;
-        }
-        inner.closed = true;
-        let left = std::mem::take(&mut inner.queue);
         let relations = inner.relations.get_or_insert_with(Default::default);
         relations.stopped = Some(reason.clone());
-        let taken = (
+        (
             std::mem::take(&mut relations.links),
             std::mem::take(&mut relations.monitors),
             std::mem::take(&mut relations.names),
             std::mem::take(&mut relations.joiners),
-        );
-        let senders = inner.drain_waiting_senders();
-        (left, taken, senders)
+        )
     };
-    let _ = catch_unwind(AssertUnwindSafe(|| drop(left)));
     let (links, monitors, names, joiners) = relations;
     let id = me.body.id();
     for linked in links {
@@ -270,7 +282,7 @@ fn stop<A: Actor>(
         watcher.signal(Signal::Down(id, reason.clone()));
     }
     registry::forget(id, &names);
-    for fiber in joiners.into_iter().chain(senders) {
+    for fiber in joiners {
         fiber.unpark();
     }
 }

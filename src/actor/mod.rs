@@ -102,8 +102,9 @@ pub trait Actor: Send + Sized + 'static {
     fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<Self>);
 
     /// Runs once, when the actor stops, whatever the reason (see the
-    /// module doc for runtime shutdown). Messages still queued are dropped
-    /// after it.
+    /// module doc for runtime shutdown). The mailbox is closed by then
+    /// (sends to the actor fail); messages still queued are dropped after
+    /// it.
     fn stopped(&mut self, reason: &StopReason, ctx: &mut Context<Self>) {
         let _ = (reason, ctx);
     }
