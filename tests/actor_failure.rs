@@ -106,6 +106,40 @@ fn a_panic_stops_only_its_actor_and_never_a_worker() {
     });
 }
 
+struct PanicsInStarted(Log);
+
+impl Actor for PanicsInStarted {
+    type Msg = u64;
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.0.push(Event::Started);
+        panic!("{QUIET}started failed");
+    }
+    fn handle(&mut self, n: u64, _: &mut Context<Self>) {
+        self.0.push(Event::Num(n));
+    }
+    fn stopped(&mut self, reason: &StopReason, _: &mut Context<Self>) {
+        self.0.push(Event::Stopped(reason.clone()));
+    }
+}
+
+/// The module doc: "A panic in a handler (or in `started`) stops that
+/// actor with `Panicked` (its `stopped` hook runs)".
+#[test]
+fn a_panic_in_started_stops_the_actor_and_runs_its_stopped_hook() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(2);
+        let log = Log::new();
+        let addr = actor::Builder::new().spawn_on(rt.handle(), PanicsInStarted(log.clone()));
+        let _ = addr.send(1);
+        assert_eq!(addr.join(), panicked("started failed"));
+        assert_eq!(
+            log.events(),
+            [Event::Started, Event::Stopped(panicked("started failed"))]
+        );
+    });
+}
+
 struct PanicsInStopped(
     Log,
     #[allow(dead_code, reason = "counts its drop")] support::DropToken,

@@ -94,24 +94,19 @@ impl<A: Actor> Body for ActorCell<A> {
         let slot = unsafe { self.slot() };
         let me = cell_task(self);
         let mut ctx = Context::new(&me, slot.trap_exit);
-        let actor = match std::mem::replace(&mut slot.life, Life::Stopped) {
-            Life::New(mut actor) => {
-                actor.started(&mut ctx);
-                slot.life = Life::Running(actor);
-                let Life::Running(actor) = &mut slot.life else {
-                    unreachable!()
-                };
-                actor
-            }
-            Life::Running(actor) => {
-                slot.life = Life::Running(actor);
-                let Life::Running(actor) = &mut slot.life else {
-                    unreachable!()
-                };
-                actor
-            }
-            Life::Stopped => return BodyEnd::Exit,
+        // The state moves to `Running` before `started` runs, so that a
+        // panic there leaves it in the slot for the `stopped` hook (an
+        // unwinding `started` would otherwise drop it with its frame).
+        let first_run = matches!(slot.life, Life::New(_));
+        if first_run && let Life::New(actor) = std::mem::replace(&mut slot.life, Life::Stopped) {
+            slot.life = Life::Running(actor);
+        }
+        let Life::Running(actor) = &mut slot.life else {
+            return BodyEnd::Exit;
         };
+        if first_run {
+            actor.started(&mut ctx);
+        }
         if let Some(reason) = ctx.take_stop() {
             slot.trap_exit = ctx.trap_exit();
             stop(self, &me, slot, reason, VecDeque::new());
