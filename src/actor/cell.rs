@@ -112,7 +112,7 @@ impl<A: Actor> Body for ActorCell<A> {
             stop(self, &me, slot, reason, VecDeque::new());
             return BodyEnd::Exit;
         }
-        let mut batch = VecDeque::with_capacity(8);
+        let mut batch = VecDeque::new();
         let killed = self.mailbox.take_batch(&mut batch, BATCH);
         if killed {
             stop(self, &me, slot, StopReason::Killed, batch);

@@ -3,9 +3,11 @@
 //! room in a bounded mailbox, all behind one short lock.
 //!
 //! Everything an idle actor keeps lives here, so it is small: a
-//! `VecDeque` that allocates on the first message, and boxes, made on
-//! first use, for the rarer parts (relations, waiting senders). The actor
-//! drains a batch under one lock and handles it outside the lock.
+//! `VecDeque` that allocates when a message arrives and hands its buffer
+//! to the actor's batch when the actor takes the whole queue (so an idle
+//! actor holds no buffer), and boxes, made on first use, for the rarer
+//! parts (relations, waiting senders). The actor takes a batch under one
+//! lock and handles it outside the lock.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,7 +44,7 @@ pub(crate) struct Inner<M> {
     pub(crate) closed: bool,
     /// For a bounded mailbox, its capacity (0: unbounded).
     capacity: u32,
-    /// Messages (not signals) in the queue, for the bound.
+    /// Messages (not signals) in the queue of a bounded mailbox.
     messages: u32,
     /// Senders parked until a bounded mailbox has room.
     #[allow(
@@ -101,7 +103,9 @@ impl<M> Mailbox<M> {
             return Err(Refused::Full(msg));
         }
         inner.queue.push_back(Envelope::Message(msg));
-        inner.messages += 1;
+        if inner.capacity != 0 {
+            inner.messages += 1;
+        }
         Ok(())
     }
 
@@ -153,19 +157,31 @@ impl<M> Mailbox<M> {
         self.killed.load(Ordering::Acquire)
     }
 
-    /// Moves up to `max` envelopes into `batch`; returns whether the actor
-    /// was killed. Wakes senders waiting for room. The caller checks
-    /// [`is_killed`](Self::is_killed) again before each envelope.
+    /// Moves up to `max` envelopes into `batch` (which must be empty);
+    /// returns whether the actor was killed. Wakes senders waiting for
+    /// room. The caller checks [`is_killed`](Self::is_killed) again before
+    /// each envelope.
+    ///
+    /// When the whole queue fits, its buffer moves into `batch` with it,
+    /// and the mailbox is left with none: an idle actor keeps no buffer
+    /// (a `VecDeque` keeps its capacity when drained, which cost every
+    /// actor that had ever had a message about 200 bytes).
     pub(crate) fn take_batch(&self, batch: &mut VecDeque<Envelope<M>>, max: usize) -> bool {
+        debug_assert!(batch.is_empty(), "take_batch fills an empty batch");
         let mut inner = self.lock();
         let n = inner.queue.len().min(max);
-        let before = batch.len();
-        batch.extend(inner.queue.drain(..n));
-        let taken = batch
-            .range(before..)
-            .filter(|e| matches!(e, Envelope::Message(_)))
-            .count();
-        inner.messages -= taken as u32;
+        if n == inner.queue.len() {
+            std::mem::swap(batch, &mut inner.queue);
+        } else {
+            batch.extend(inner.queue.drain(..n));
+        }
+        if inner.capacity != 0 {
+            let taken = batch
+                .iter()
+                .filter(|e| matches!(e, Envelope::Message(_)))
+                .count();
+            inner.messages -= taken as u32;
+        }
         let killed = self.is_killed();
         let woken = if n > 0 {
             inner

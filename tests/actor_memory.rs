@@ -1,0 +1,120 @@
+//! What an idle actor costs, from the process's RSS: the issue's target
+//! is at most 256 bytes per idle actor beyond the user's own state, and
+//! an actor that has handled messages must go back to that (it keeps no
+//! mailbox buffer while idle).
+//!
+//! Each test runs in a child process (`support::run_child_test`), so that
+//! other tests' memory does not blur the figures; the child prints them.
+
+mod support;
+
+use std::time::Duration;
+
+use weft::actor::{self, Actor, Addr, Context, Reply};
+
+/// 16 bytes of user state, as in `examples/million_actors.rs`.
+struct Node {
+    next: Option<Addr<Node>>,
+    seen: u64,
+}
+
+enum Msg {
+    Hello(Reply<u64>),
+}
+
+impl Actor for Node {
+    type Msg = Msg;
+
+    fn handle(&mut self, msg: Msg, _: &mut Context<Self>) {
+        match msg {
+            Msg::Hello(reply) => {
+                self.seen += 1;
+                reply.send(self.seen + self.next.as_ref().map_or(0, |_| 1));
+            }
+        }
+    }
+}
+
+/// The budget beyond the user's state.
+const TARGET: f64 = 256.0;
+
+fn rss() -> f64 {
+    support::rss_bytes() as f64
+}
+
+#[test]
+fn an_idle_actor_costs_at_most_256_bytes_beyond_its_state() {
+    if !support::is_child() {
+        support::run_child_test(
+            "an_idle_actor_costs_at_most_256_bytes_beyond_its_state",
+            &[],
+        );
+        return;
+    }
+    let n = support::scaled(50_000, 200_000);
+    let rt = weft::Runtime::builder().workers(2).build().unwrap();
+    let (spawned, after_messages) = rt.block_on(move || {
+        // Warm up: one actor through its whole life.
+        let warm = actor::spawn(Node {
+            next: None,
+            seen: 0,
+        });
+        warm.ask(Msg::Hello).unwrap();
+        warm.stop();
+        warm.join();
+        let mut addrs: Vec<Addr<Node>> = Vec::with_capacity(n);
+        let before = rss();
+        for _ in 0..n {
+            addrs.push(actor::spawn(Node {
+                next: None,
+                seen: 0,
+            }));
+        }
+        // Each actor runs once when spawned (started, then idle); the
+        // first ask makes sure every one of them has (the spawning fiber's
+        // deque is LIFO, so the first actor spawned runs last).
+        addrs[0].ask(Msg::Hello).unwrap();
+        weft::sleep(Duration::from_millis(10));
+        let spawned = rss() - before;
+        // Then ask them all, one at a time: at most one mailbox buffer
+        // exists at a time, so what stays is what an idle actor keeps.
+        for addr in &addrs {
+            addr.ask(Msg::Hello).unwrap();
+        }
+        weft::sleep(Duration::from_millis(10));
+        let after_messages = rss() - before;
+        for addr in &addrs {
+            addr.stop();
+        }
+        for addr in &addrs {
+            addr.join();
+        }
+        (spawned, after_messages)
+    });
+    let state = std::mem::size_of::<Node>() as f64;
+    let addr = std::mem::size_of::<Addr<Node>>() as f64;
+    let per = |bytes: f64| bytes / n as f64 - state - addr;
+    println!(
+        "{n} idle actors, user state {state} bytes, Addr kept by the test {addr} bytes: \
+         {:.0} bytes each beyond them when spawned, {:.0} after each handled a message \
+         (target {TARGET})",
+        per(spawned),
+        per(after_messages)
+    );
+    assert!(
+        per(spawned) <= TARGET,
+        "an idle actor costs {:.0} bytes beyond its state",
+        per(spawned)
+    );
+    assert!(
+        per(after_messages) <= TARGET,
+        "an idle actor that handled a message costs {:.0} bytes beyond its state",
+        per(after_messages)
+    );
+    assert!(
+        per(after_messages) - per(spawned) <= 24.0,
+        "an idle actor keeps {:.0} bytes more after a message than before \
+         (a mailbox buffer kept while idle?)",
+        per(after_messages) - per(spawned)
+    );
+}
