@@ -572,7 +572,7 @@ fn stop_and_kill_of_an_idle_actor_and_repeated_stops_run_the_hook_once() {
             let log = Log::new();
             let addr = actor::spawn(Probe::new(&log));
             send(&addr, Msg::Num(1));
-            support::wait_until(Duration::from_secs(10), "the message", || log.nums() == [1]);
+            actor_util::wait_until("the message", || log.nums() == [1]);
             addr.kill();
             assert_eq!(addr.join(), StopReason::Killed);
             assert_eq!(log.stops(), [StopReason::Killed]);

@@ -83,7 +83,8 @@ impl Log {
     }
 
     /// Polls (every millisecond, up to 20 s: a hang guard) until `pred`
-    /// holds for the events.
+    /// holds for the events. Sleeps with `weft::sleep`, so a fiber that
+    /// waits does not hold up its worker.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&[Event]) -> bool) {
         let start = Instant::now();
         loop {
@@ -95,7 +96,7 @@ impl Log {
                 "gave up waiting for {what}; events: {:?}",
                 self.events()
             );
-            std::thread::sleep(Duration::from_millis(1));
+            weft::sleep(Duration::from_millis(1));
         }
     }
 
@@ -216,6 +217,22 @@ impl Gate {
 impl Default for Gate {
     fn default() -> Gate {
         Gate::new()
+    }
+}
+
+/// Waits until `cond` holds, polling every millisecond with `weft::sleep`
+/// (which parks a fiber and sleeps a plain thread); panics with `what`
+/// after 20 s (a hang guard, not a timing assertion). Unlike
+/// `support::wait_until`, a fiber that waits here does not block its
+/// worker.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "gave up after 20 s waiting for: {what}"
+        );
+        weft::sleep(Duration::from_millis(1));
     }
 }
 
