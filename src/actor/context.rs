@@ -42,6 +42,12 @@ impl<A: Actor> Context<A> {
         self.stop.get_or_insert(StopReason::Normal);
     }
 
+    /// Stops the actor with `reason` once the current hook returns (the
+    /// supervisor's way to stop with [`StopReason::Supervisor`]).
+    pub(crate) fn stop_with(&mut self, reason: StopReason) {
+        self.stop = Some(reason);
+    }
+
     pub(crate) fn take_stop(&mut self) -> Option<StopReason> {
         self.stop.take()
     }

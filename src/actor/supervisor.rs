@@ -329,9 +329,10 @@ impl Actor for SupervisorActor {
 
     fn linked_exit(&mut self, from: ActorId, reason: &StopReason, ctx: &mut Context<Self>) {
         let Some(index) = self.index_of(from) else {
-            // Not a child (our parent, say): an abnormal exit stops us.
+            // Not a child (our parent, say): an abnormal exit stops us, as
+            // it would stop an actor that does not trap exits.
             if reason.is_abnormal() {
-                ctx.stop();
+                ctx.stop_with(StopReason::Linked(from));
             }
             return;
         };
@@ -348,7 +349,9 @@ impl Actor for SupervisorActor {
             return;
         }
         if !self.allow_restart() {
-            ctx.stop();
+            // Too many restarts: give up. Our links (a parent supervisor)
+            // see an abnormal stop.
+            ctx.stop_with(StopReason::Supervisor);
             return;
         }
         let affected: Vec<usize> = match self.strategy {
