@@ -75,6 +75,88 @@ fn failed() -> StopReason {
     StopReason::Panicked(format!("{QUIET}child failed"))
 }
 
+/// Three children a, b, c; b panics. Which are new afterwards, which are
+/// the same, in what order they were stopped and started, and why the old
+/// incarnations stopped.
+#[test]
+fn each_strategy_restarts_the_right_children() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(2);
+        rt.block_on(|| {
+            for strategy in [
+                Strategy::OneForOne,
+                Strategy::OneForAll,
+                Strategy::RestForOne,
+            ] {
+                let starts = Starts::default();
+                let logs = Arc::new(Mutex::new(Vec::new()));
+                let sup = Supervisor::new(strategy)
+                    .intensity(10, Duration::from_secs(10))
+                    .child(spec("a", &starts, &logs))
+                    .child(spec("b", &starts, &logs))
+                    .child(spec("c", &starts, &logs))
+                    .spawn();
+                assert_eq!(starts.take(), ["a", "b", "c"], "started in order");
+                let before: Vec<Addr<Probe>> =
+                    ["a", "b", "c"].iter().map(|n| child(&sup, n)).collect();
+                send(&before[1], panic_msg());
+                assert_eq!(before[1].join(), failed());
+                let b = restarted(&sup, "b", &before[1]);
+                // Let the whole restart finish (c is the last to start).
+                let c = match strategy {
+                    Strategy::OneForOne => child(&sup, "c"),
+                    _ => restarted(&sup, "c", &before[2]),
+                };
+                let a = child(&sup, "a");
+                let after = [a, b, c];
+                let same: Vec<bool> = before.iter().zip(&after).map(|(x, y)| x == y).collect();
+                let restarted_order = starts.take();
+                println!(
+                    "{strategy:?}: kept {same:?} (a, b, c); started again: {restarted_order:?}"
+                );
+                match strategy {
+                    Strategy::OneForOne => {
+                        assert_eq!(same, [true, false, true]);
+                        assert_eq!(restarted_order, ["b"]);
+                    }
+                    Strategy::OneForAll => {
+                        assert_eq!(same, [false, false, false]);
+                        assert_eq!(restarted_order, ["a", "b", "c"]);
+                    }
+                    Strategy::RestForOne => {
+                        assert_eq!(same, [true, false, false]);
+                        assert_eq!(restarted_order, ["b", "c"]);
+                    }
+                }
+                // The old incarnations the supervisor stopped are dead, and
+                // their hooks saw why.
+                for (old, new) in before.iter().zip(&after) {
+                    if old != new {
+                        assert!(!old.is_alive());
+                    }
+                    assert!(new.is_alive());
+                }
+                for (i, old) in before.iter().enumerate() {
+                    if i != 1 && old != &after[i] {
+                        let reason = old.join();
+                        assert_eq!(
+                            reason,
+                            StopReason::Supervisor,
+                            "a child stopped by its supervisor stops with Supervisor"
+                        );
+                    }
+                }
+                sup.stop();
+                assert_eq!(sup.join(), StopReason::Normal);
+                for c in &after {
+                    assert!(!c.is_alive(), "a stopped supervisor stops its children");
+                }
+            }
+        });
+    });
+}
+
 /// Permanent children restart after any stop, transient ones only after
 /// an abnormal one, temporary ones never.
 #[test]
@@ -129,6 +211,53 @@ fn restart_policies() {
             assert_eq!(starts.take(), ["trans"]);
             sup.stop();
             sup.join();
+        });
+    });
+}
+
+/// `intensity(3, 10 s)`: three restarts are allowed; the fourth failure
+/// within the window stops the supervisor with `Supervisor`, and every
+/// child with it.
+#[test]
+fn the_restart_intensity_stops_the_supervisor() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(2);
+        rt.block_on(|| {
+            const MAX: usize = 3;
+            let starts = Starts::default();
+            let logs = Arc::new(Mutex::new(Vec::new()));
+            let sup = Supervisor::new(Strategy::OneForOne)
+                .intensity(MAX, Duration::from_secs(10))
+                .child(spec("flaky", &starts, &logs))
+                .child(spec("steady", &starts, &logs))
+                .spawn();
+            let steady = child(&sup, "steady");
+            let mut flaky = child(&sup, "flaky");
+            for restart in 1..=MAX {
+                send(&flaky, panic_msg());
+                flaky = restarted(&sup, "flaky", &flaky);
+                assert!(
+                    sup.addr().is_alive(),
+                    "restart {restart} of {MAX} is allowed"
+                );
+            }
+            assert_eq!(
+                starts.take(),
+                ["flaky", "steady", "flaky", "flaky", "flaky"]
+            );
+            send(&flaky, panic_msg());
+            let reason = sup.join();
+            println!(
+                "after {} failures within the window the supervisor stopped: {reason:?}",
+                MAX + 1
+            );
+            assert_eq!(reason, StopReason::Supervisor);
+            assert_eq!(flaky.join(), failed());
+            assert_eq!(steady.join(), StopReason::Supervisor);
+            assert!(starts.take().is_empty(), "no restart past the limit");
+            assert!(sup.child::<Probe>("flaky").is_none());
+            assert!(sup.child::<Probe>("steady").is_none());
         });
     });
 }

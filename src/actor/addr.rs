@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::cell::ActorCell;
 use super::error::{AskError, SendError, TrySendError};
 use super::link::{ActorRef, Control, StopReason};
-use super::mailbox::{Refused, Signal};
+use super::mailbox::{Kill, Refused, Signal};
 use super::{Actor, ActorId};
 use crate::fiber::task::{TaskCell, TaskRef};
 
@@ -207,7 +207,7 @@ impl<A: Actor> Addr<A> {
     /// Stops the actor before it handles anything else; queued messages
     /// are dropped (reason [`StopReason::Killed`]). Does not wait.
     pub fn kill(&self) {
-        self.erased().kill();
+        self.erased().kill(Kill::ByKill);
     }
 
     /// Waits until the actor has stopped and returns why. Parks a fiber;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::context::Context;
 use super::link::{ActorRef, Control, StopReason};
-use super::mailbox::{Envelope, Mailbox, Signal};
+use super::mailbox::{Envelope, Kill, Mailbox, Signal};
 use super::{Actor, ActorId, registry};
 use crate::fiber::task::{Body, BodyEnd, Outcome, TaskCell, TaskRef};
 use crate::sched::Shared;
@@ -113,19 +113,18 @@ impl<A: Actor> Body for ActorCell<A> {
             return BodyEnd::Exit;
         }
         let mut batch = VecDeque::new();
-        let killed = self.mailbox.take_batch(&mut batch, BATCH);
-        if killed {
-            stop(self, &me, slot, StopReason::Killed, batch);
+        if let Some(reason) = self.mailbox.take_batch(&mut batch, BATCH) {
+            stop(self, &me, slot, reason, batch);
             return BodyEnd::Exit;
         }
         while let Some(envelope) = batch.pop_front() {
             // A kill that came while an earlier envelope was handled drops
             // the rest of the batch too: those messages were queued when
             // the kill came, and a killed actor handles nothing more.
-            if self.mailbox.is_killed() {
+            if let Some(reason) = self.mailbox.killed() {
                 batch.push_front(envelope);
                 slot.trap_exit = ctx.trap_exit();
-                stop(self, &me, slot, StopReason::Killed, batch);
+                stop(self, &me, slot, reason, batch);
                 return BodyEnd::Exit;
             }
             let verdict = match envelope {
@@ -310,8 +309,8 @@ impl<A: Actor> Control for ActorCell<A> {
         }
     }
 
-    fn mark_killed(&self) -> bool {
-        self.mailbox.kill()
+    fn mark_killed(&self, kill: Kill) -> bool {
+        self.mailbox.kill(kill)
     }
 
     fn add_joiner(&self, fiber: crate::fiber::Fiber) -> Option<StopReason> {

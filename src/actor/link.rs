@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::ActorId;
-use super::mailbox::Signal;
+use super::mailbox::{Kill, Signal};
 use crate::fiber::Fiber;
 use crate::fiber::task::{Body, TaskCell};
 
@@ -76,8 +76,9 @@ pub(crate) trait Control: Body {
     /// Adds `watcher` to those told when this actor stops, unless it has
     /// stopped (then returns its stop reason).
     fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason>;
-    /// Marks the actor killed; false if it has stopped.
-    fn mark_killed(&self) -> bool;
+    /// Marks the actor killed; false if it has stopped or was killed
+    /// already.
+    fn mark_killed(&self, kill: Kill) -> bool;
     /// Adds `fiber` to those woken when the actor stops, unless it has
     /// stopped (then returns its stop reason).
     fn add_joiner(&self, fiber: Fiber) -> Option<StopReason>;
@@ -104,9 +105,10 @@ impl ActorRef {
         crate::sched::wake_by(&task.header, || task.clone());
     }
 
-    /// `Addr::kill`.
-    pub(crate) fn kill(&self) {
-        if self.0.body.mark_killed() {
+    /// `Addr::kill`, or (`Kill::BySupervisor`) a supervisor stopping its
+    /// child.
+    pub(crate) fn kill(&self, kill: Kill) {
+        if self.0.body.mark_killed(kill) {
             self.wake();
         }
     }

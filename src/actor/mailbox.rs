@@ -15,8 +15,8 @@ use std::fmt;
 use super::link::Relations;
 use super::{ActorId, StopReason};
 use crate::fiber::Fiber;
-use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// What arrives in a mailbox.
 pub(crate) enum Envelope<M> {
@@ -36,6 +36,18 @@ pub(crate) enum Signal {
     /// A monitored actor stopped with this reason.
     Down(ActorId, StopReason),
 }
+
+/// Who killed an actor: the reason it stops with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kill {
+    /// `Addr::kill`: [`StopReason::Killed`].
+    ByKill = 1,
+    /// Its supervisor stopped it: [`StopReason::Supervisor`].
+    BySupervisor = 2,
+}
+
+const NOT_KILLED: u8 = 0;
 
 /// The state behind the mailbox's lock.
 pub(crate) struct Inner<M> {
@@ -59,10 +71,12 @@ pub(crate) struct Inner<M> {
 /// See the module doc.
 pub(crate) struct Mailbox<M> {
     inner: Mutex<Inner<M>>,
-    /// Set by `Addr::kill` (under the lock, while open): stop before
-    /// handling anything else. Outside the lock so that the actor can look
-    /// at it before each envelope of a batch without taking the lock.
-    killed: AtomicBool,
+    /// Set by `Addr::kill`, or by a supervisor stopping its child (under
+    /// the lock, while open; the first kill wins): stop before handling
+    /// anything else, with the [`Kill`] it holds. Outside the lock so that
+    /// the actor can look at it before each envelope of a batch without
+    /// taking the lock.
+    killed: AtomicU8,
 }
 
 /// Why a message was not delivered.
@@ -77,7 +91,7 @@ impl<M> Mailbox<M> {
     /// A mailbox; `capacity` 0 means unbounded.
     pub(crate) fn new(capacity: u32) -> Mailbox<M> {
         Mailbox {
-            killed: AtomicBool::new(false),
+            killed: AtomicU8::new(NOT_KILLED),
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 closed: false,
@@ -137,36 +151,46 @@ impl<M> Mailbox<M> {
     /// Whether anything waits for the actor: an envelope, or a kill.
     pub(crate) fn has_work(&self) -> bool {
         let inner = self.lock();
-        !inner.queue.is_empty() || self.is_killed()
+        !inner.queue.is_empty() || self.killed().is_some()
     }
 
-    /// Marks the actor killed; false if it has stopped.
-    pub(crate) fn kill(&self) -> bool {
+    /// Marks the actor killed; false if it has stopped (or was killed
+    /// already: the first kill's reason stands).
+    pub(crate) fn kill(&self, kill: Kill) -> bool {
         let inner = self.lock();
         if inner.closed {
             return false;
         }
-        // Release: pairs with the Acquire in `is_killed` (the flag carries
-        // no data, but a kill seen is a kill that happened before).
-        self.killed.store(true, Ordering::Release);
-        true
+        // Release: pairs with the Acquire in `killed` (the flag carries no
+        // data, but a kill seen is a kill that happened before).
+        self.killed
+            .compare_exchange(NOT_KILLED, kill as u8, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 
-    /// Whether `Addr::kill` was called.
-    pub(crate) fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::Acquire)
+    /// Why the actor must stop at once, if it was killed.
+    pub(crate) fn killed(&self) -> Option<StopReason> {
+        match self.killed.load(Ordering::Acquire) {
+            NOT_KILLED => None,
+            k if k == Kill::BySupervisor as u8 => Some(StopReason::Supervisor),
+            _ => Some(StopReason::Killed),
+        }
     }
 
     /// Moves up to `max` envelopes into `batch` (which must be empty);
-    /// returns whether the actor was killed. Wakes senders waiting for
-    /// room. The caller checks [`is_killed`](Self::is_killed) again before
-    /// each envelope.
+    /// returns why, if the actor was killed. Wakes senders waiting for
+    /// room. The caller checks [`killed`](Self::killed) again before each
+    /// envelope.
     ///
     /// When the whole queue fits, its buffer moves into `batch` with it,
     /// and the mailbox is left with none: an idle actor keeps no buffer
     /// (a `VecDeque` keeps its capacity when drained, which cost every
     /// actor that had ever had a message about 200 bytes).
-    pub(crate) fn take_batch(&self, batch: &mut VecDeque<Envelope<M>>, max: usize) -> bool {
+    pub(crate) fn take_batch(
+        &self,
+        batch: &mut VecDeque<Envelope<M>>,
+        max: usize,
+    ) -> Option<StopReason> {
         debug_assert!(batch.is_empty(), "take_batch fills an empty batch");
         let mut inner = self.lock();
         let n = inner.queue.len().min(max);
@@ -182,7 +206,7 @@ impl<M> Mailbox<M> {
                 .count();
             inner.messages -= taken as u32;
         }
-        let killed = self.is_killed();
+        let killed = self.killed();
         let woken = if n > 0 {
             inner
                 .waiting_senders
