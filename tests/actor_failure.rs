@@ -442,6 +442,51 @@ fn unlink_undoes_the_link_both_ways() {
     });
 }
 
+/// Regression: an exit signal already queued when the receiver unlinks
+/// must have no effect (Erlang's unlink guarantee). Here a waits, in a
+/// handler, until b has died, then unlinks b; b's exit sits in a's
+/// mailbox behind that handler. It used to stop a with `Linked`.
+#[test]
+fn an_exit_already_queued_is_ignored_after_unlink() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(2);
+        rt.block_on(|| {
+            for trap in [false, true] {
+                let log_a = Log::new();
+                let a = actor::spawn(if trap {
+                    Probe::trapping(&log_a)
+                } else {
+                    Probe::new(&log_a)
+                });
+                let (_, b) = probe();
+                link(&a, &b);
+                let b2 = b.clone();
+                send(
+                    &a,
+                    job(move |_, ctx| {
+                        send(&b2, panic_msg("gone before the unlink"));
+                        b2.join();
+                        ctx.unlink(&b2);
+                    }),
+                );
+                assert_eq!(b.join(), panicked("gone before the unlink"));
+                assert_eq!(a.ask(|r| job(move |_, _| r.send(1))), Ok(1));
+                assert!(a.is_alive(), "trap {trap}: the queued exit stopped a");
+                assert!(
+                    log_a
+                        .events()
+                        .iter()
+                        .all(|e| !matches!(e, Event::LinkedExit(..))),
+                    "trap {trap}: the queued exit reached linked_exit"
+                );
+                a.stop();
+                assert_eq!(a.join(), StopReason::Normal);
+            }
+        });
+    });
+}
+
 // ---------------------------------------------------------------------------
 // monitors
 // ---------------------------------------------------------------------------

@@ -374,3 +374,65 @@ fn a_supervisor_that_gives_up_is_restarted_by_its_parent() {
         });
     });
 }
+
+/// Two children of a one-for-all supervisor fail together: the first
+/// failure restarts both; the second one's exit, already on its way, is
+/// from a child the supervisor has since unlinked and replaced, and must
+/// be ignored, not taken for the exit of some other linked actor (its
+/// parent), which would stop the supervisor.
+///
+/// On one worker the order is fixed: both children wait in a handler;
+/// the test releases both and joins; both panic, and only then does the
+/// supervisor run, with both exits queued.
+#[test]
+fn children_failing_together_do_not_stop_a_one_for_all_supervisor() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(1);
+        rt.block_on(|| {
+            for round in 0..20 {
+                let starts = Starts::default();
+                let logs = Arc::new(Mutex::new(Vec::new()));
+                let sup = Supervisor::new(Strategy::OneForAll)
+                    .intensity(100, Duration::from_secs(10))
+                    .child(spec("x", &starts, &logs))
+                    .child(spec("y", &starts, &logs))
+                    .spawn();
+                let x = child(&sup, "x");
+                let y = child(&sup, "y");
+                let (go_tx, go_rx) = weft::chan::unbounded::<()>();
+                for c in [&x, &y] {
+                    let go = go_rx.clone();
+                    send(
+                        c,
+                        job(move |_, _| {
+                            let _ = go.recv();
+                            panic!("{QUIET}child failed");
+                        }),
+                    );
+                }
+                // Both are inside the handler once this answers... on one
+                // worker, after the test fiber parks; so just release them.
+                weft::sleep(Duration::from_millis(2));
+                go_tx.send(()).unwrap();
+                go_tx.send(()).unwrap();
+                x.join();
+                y.join();
+                let x2 = restarted(&sup, "x", &x);
+                let y2 = restarted(&sup, "y", &y);
+                // Let the supervisor handle whatever it still has queued.
+                weft::sleep(Duration::from_millis(5));
+                assert!(
+                    sup.addr().is_alive(),
+                    "round {round}: the supervisor stopped ({:?})",
+                    sup.join()
+                );
+                assert_eq!(sup.child::<Probe>("x").as_ref(), Some(&x2));
+                assert_eq!(sup.child::<Probe>("y").as_ref(), Some(&y2));
+                assert!(x2.is_alive() && y2.is_alive());
+                sup.stop();
+                assert_eq!(sup.join(), StopReason::Normal);
+            }
+        });
+    });
+}

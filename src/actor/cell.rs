@@ -134,7 +134,12 @@ impl<A: Actor> Body for ActorCell<A> {
                 }
                 Envelope::Signal(Signal::Stop) => Some(StopReason::Normal),
                 Envelope::Signal(Signal::Exit(from, reason)) => {
-                    if ctx.trap_exit() {
+                    if !self.remove_link(from) {
+                        // Unlinked since the exit was sent (a supervisor
+                        // replacing a child that failed meanwhile): as in
+                        // Erlang, an unlink leaves no trace, so ignore it.
+                        None
+                    } else if ctx.trap_exit() {
                         actor.linked_exit(from, &reason, &mut ctx);
                         None
                     } else if reason.is_abnormal() {
@@ -268,8 +273,10 @@ fn stop<A: Actor>(
     };
     let (links, monitors, names, joiners) = relations;
     let id = me.body.id();
+    // The linked actors keep their side of the link until they handle the
+    // exit: an exit that finds no link was unlinked on the way, and is
+    // ignored (see `run`).
     for linked in links {
-        linked.0.body.remove_link(id);
         linked.signal(Signal::Exit(id, reason.clone()));
     }
     for watcher in monitors {
@@ -302,11 +309,14 @@ impl<A: Actor> Control for ActorCell<A> {
         Ok(())
     }
 
-    fn remove_link(&self, id: ActorId) {
+    fn remove_link(&self, id: ActorId) -> bool {
         let mut inner = self.mailbox.lock();
-        if let Some(relations) = inner.relations.as_mut() {
-            relations.links.retain(|l| l.id() != id);
-        }
+        let Some(relations) = inner.relations.as_mut() else {
+            return false;
+        };
+        let before = relations.links.len();
+        relations.links.retain(|l| l.id() != id);
+        relations.links.len() != before
     }
 
     fn mark_killed(&self, kill: Kill) -> bool {

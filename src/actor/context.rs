@@ -82,11 +82,18 @@ impl<A: Actor> Context<A> {
             Ok(()) => {
                 let _ = self.me.body.add_link(other);
             }
-            Err(reason) => self.me_ref().signal(Signal::Exit(other.id(), reason)),
+            Err(reason) => {
+                // Keep our side, which the exit's handling consumes.
+                let id = other.id();
+                let _ = self.me.body.add_link(other);
+                self.me_ref().signal(Signal::Exit(id, reason));
+            }
         }
     }
 
-    /// Undoes [`link`](Self::link), both ways.
+    /// Undoes [`link`](Self::link), both ways. From then on no exit of
+    /// `other` reaches this actor through the link, not even one already
+    /// sent.
     pub fn unlink<B: Actor>(&mut self, other: &Addr<B>) {
         self.unlink_ref(&other.erased());
     }

@@ -1,6 +1,12 @@
 //! Why actors stop, and who hears of it: links (both ways: an abnormal
 //! stop of one stops the other, unless it traps exits) and monitors (one
 //! way: a notice with the reason), as in Erlang.
+//!
+//! Each side of a link is kept by its own actor. A stopping actor sends an
+//! exit signal to each actor linked to it; the receiver drops its side of
+//! the link when it handles the signal, and ignores a signal whose link it
+//! no longer has: an unlink, as in Erlang, means no exit from that link
+//! has any effect afterwards, even one already on its way.
 
 use std::fmt;
 use std::sync::Arc;
@@ -71,8 +77,8 @@ pub(crate) trait Control: Body {
     /// Adds `other` to this actor's links, unless it has stopped (then
     /// returns its stop reason).
     fn add_link(&self, other: ActorRef) -> Result<(), StopReason>;
-    /// Removes `id` from this actor's links.
-    fn remove_link(&self, id: ActorId);
+    /// Removes `id` from this actor's links; whether it was there.
+    fn remove_link(&self, id: ActorId) -> bool;
     /// Adds `watcher` to those told when this actor stops, unless it has
     /// stopped (then returns its stop reason).
     fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason>;
