@@ -118,3 +118,68 @@ fn an_idle_actor_costs_at_most_256_bytes_beyond_its_state() {
         per(after_messages) - per(spawned)
     );
 }
+
+/// A queued message costs about its own size: 100,000 small messages
+/// queued behind a blocked handler take at most 40 bytes each (a 16-byte
+/// envelope plus the queue's spare room), not the size of the rare system
+/// signals (48 bytes per envelope before they were boxed).
+#[test]
+fn a_queued_message_costs_about_its_size() {
+    if !support::is_child() {
+        support::run_child_test("a_queued_message_costs_about_its_size", &[]);
+        return;
+    }
+    enum SinkMsg {
+        Hold(weft::chan::Receiver<()>, weft::chan::Sender<()>),
+        Nop,
+        Ping(Reply<()>),
+    }
+    struct Sink;
+    impl Actor for Sink {
+        type Msg = SinkMsg;
+        fn handle(&mut self, msg: SinkMsg, _: &mut Context<Self>) {
+            match msg {
+                SinkMsg::Hold(rx, entered) => {
+                    let _ = entered.send(());
+                    let _ = rx.recv();
+                }
+                SinkMsg::Nop => {}
+                SinkMsg::Ping(r) => r.send(()),
+            }
+        }
+    }
+    const N: usize = 100_000;
+    let rt = weft::Runtime::builder().workers(2).build().unwrap();
+    let per_message = rt.block_on(|| {
+        let sink = actor::spawn(Sink);
+        let (tx, rx) = weft::chan::unbounded();
+        let (entered_tx, entered_rx) = weft::chan::unbounded();
+        // The first round warms the allocator up; the second is measured.
+        let mut grown = 0.0;
+        for _ in 0..2 {
+            assert!(
+                sink.send(SinkMsg::Hold(rx.clone(), entered_tx.clone()))
+                    .is_ok()
+            );
+            entered_rx.recv().unwrap();
+            let before = rss();
+            for _ in 0..N {
+                assert!(sink.send(SinkMsg::Nop).is_ok());
+            }
+            grown = rss() - before;
+            tx.send(()).unwrap();
+            sink.ask(SinkMsg::Ping).unwrap();
+        }
+        sink.stop();
+        sink.join();
+        grown / N as f64
+    });
+    println!(
+        "{N} queued messages of {} bytes: {per_message:.1} bytes each",
+        std::mem::size_of::<SinkMsg>()
+    );
+    assert!(
+        per_message <= 40.0,
+        "{per_message:.1} bytes per queued message"
+    );
+}

@@ -133,7 +133,8 @@ impl<A: Actor> Body for ActorCell<A> {
                     None
                 }
                 Envelope::Signal(Signal::Stop) => Some(StopReason::Normal),
-                Envelope::Signal(Signal::Exit(from, reason)) => {
+                Envelope::Signal(Signal::Exit(notice)) => {
+                    let (from, reason) = *notice;
                     if !self.remove_link(from) {
                         // Unlinked since the exit was sent (a supervisor
                         // replacing a child that failed meanwhile): as in
@@ -148,7 +149,8 @@ impl<A: Actor> Body for ActorCell<A> {
                         None
                     }
                 }
-                Envelope::Signal(Signal::Down(from, reason)) => {
+                Envelope::Signal(Signal::Down(notice)) => {
+                    let (from, reason) = *notice;
                     actor.down(from, &reason, &mut ctx);
                     None
                 }
@@ -277,10 +279,10 @@ fn stop<A: Actor>(
     // exit: an exit that finds no link was unlinked on the way, and is
     // ignored (see `run`).
     for linked in links {
-        linked.signal(Signal::Exit(id, reason.clone()));
+        linked.signal(Signal::Exit(Box::new((id, reason.clone()))));
     }
     for watcher in monitors {
-        watcher.signal(Signal::Down(id, reason.clone()));
+        watcher.signal(Signal::Down(Box::new((id, reason.clone()))));
     }
     registry::forget(id, &names);
     for fiber in joiners {

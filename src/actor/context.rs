@@ -86,7 +86,7 @@ impl<A: Actor> Context<A> {
                 // Keep our side, which the exit's handling consumes.
                 let id = other.id();
                 let _ = self.me.body.add_link(other);
-                self.me_ref().signal(Signal::Exit(id, reason));
+                self.me_ref().signal(Signal::Exit(Box::new((id, reason))));
             }
         }
     }
@@ -109,7 +109,8 @@ impl<A: Actor> Context<A> {
     pub fn monitor<B: Actor>(&mut self, other: &Addr<B>) {
         let other = other.erased();
         if let Err(reason) = other.0.body.add_monitor(self.me_ref()) {
-            self.me_ref().signal(Signal::Down(other.id(), reason));
+            self.me_ref()
+                .signal(Signal::Down(Box::new((other.id(), reason))));
         }
     }
 }

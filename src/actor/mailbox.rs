@@ -26,15 +26,17 @@ pub(crate) enum Envelope<M> {
     Signal(Signal),
 }
 
-/// System signals, delivered in order with the messages.
+/// System signals, delivered in order with the messages. The rare ones
+/// are boxed, so that an envelope is no bigger than the message type
+/// needs (a `StopReason` inline made every envelope 48 bytes).
 #[derive(Debug)]
 pub(crate) enum Signal {
     /// `Addr::stop`: stop after the messages sent before it.
     Stop,
     /// A linked actor stopped with this reason.
-    Exit(ActorId, StopReason),
+    Exit(Box<(ActorId, StopReason)>),
     /// A monitored actor stopped with this reason.
-    Down(ActorId, StopReason),
+    Down(Box<(ActorId, StopReason)>),
 }
 
 /// Who killed an actor: the reason it stops with.
@@ -115,6 +117,12 @@ impl<M> Mailbox<M> {
         }
         if inner.capacity != 0 && inner.messages >= inner.capacity {
             return Err(Refused::Full(msg));
+        }
+        if inner.queue.capacity() == 0 {
+            // An idle actor has no buffer (see `take_batch`); most get one
+            // message at a time, so make room for exactly one (a
+            // `VecDeque` would make room for four).
+            inner.queue.reserve_exact(1);
         }
         inner.queue.push_back(Envelope::Message(msg));
         if inner.capacity != 0 {
