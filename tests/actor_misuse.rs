@@ -9,8 +9,10 @@
 mod actor_util;
 mod support;
 
+use std::time::Duration;
+
 use actor_util::{Event, Log, Msg, Probe, job, runtime, send};
-use weft::actor::{self, StopReason, TrySendError};
+use weft::actor::{self, AskError, StopReason, TrySendError};
 
 #[test]
 fn spawning_an_actor_off_a_runtime_panics_with_how_to_start_one() {
@@ -66,6 +68,90 @@ fn block_on_inside_a_handler_stops_the_actor_with_the_reason() {
         }
         // The worker is fine.
         assert_eq!(rt.block_on(|| 2 + 2), 4);
+    });
+}
+
+/// An actor that asks itself would wait forever: the request queues
+/// behind the very handler that waits for the answer. It panics instead
+/// (the actor stops with that reason). `ask_timeout` just times out.
+#[test]
+fn an_actor_asking_itself_panics_instead_of_hanging() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(1);
+        let log = Log::new();
+        let addr = actor::Builder::new().spawn_on(rt.handle(), Probe::new(&log));
+        send(
+            &addr,
+            job(|_, ctx| {
+                let me = ctx.addr();
+                let got = me.ask_timeout(|r| job(move |_, _| r.send(1)), Duration::from_millis(5));
+                assert_eq!(got, Err(AskError::Timeout));
+                let _ = me.ask(|r| job(move |_, _| r.send(2)));
+            }),
+        );
+        let reason = addr.join();
+        println!("an actor asking itself: {reason}");
+        match reason {
+            StopReason::Panicked(m) => assert!(m.contains("cannot ask itself"), "{m}"),
+            other => panic!("expected a panic, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn an_actor_joining_itself_panics_instead_of_hanging() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(1);
+        let log = Log::new();
+        let addr = actor::Builder::new().spawn_on(rt.handle(), Probe::new(&log));
+        send(
+            &addr,
+            job(|_, ctx| {
+                ctx.addr().join();
+            }),
+        );
+        let reason = addr.join();
+        println!("an actor joining itself: {reason}");
+        match reason {
+            StopReason::Panicked(m) => assert!(m.contains("cannot join itself"), "{m}"),
+            other => panic!("expected a panic, got {other:?}"),
+        }
+    });
+}
+
+/// Waiting for room in one's own full mailbox: only this actor could make
+/// room. `try_send` says `Full`; `send` panics instead of parking forever.
+#[test]
+fn an_actor_sending_to_its_own_full_mailbox_panics_instead_of_hanging() {
+    support::quiet_panics();
+    support::bounded(|| {
+        let rt = runtime(1);
+        let log = Log::new();
+        let addr = actor::Builder::new()
+            .mailbox_capacity(2)
+            .spawn_on(rt.handle(), Probe::new(&log));
+        send(
+            &addr,
+            job(|_, ctx| {
+                let me = ctx.addr();
+                for i in 0..2 {
+                    assert!(me.try_send(Msg::Num(i)).is_ok());
+                }
+                assert!(matches!(
+                    me.try_send(Msg::Num(2)),
+                    Err(TrySendError::Full(_))
+                ));
+                let _ = me.send(Msg::Num(3));
+            }),
+        );
+        let reason = addr.join();
+        println!("an actor sending to its own full mailbox: {reason}");
+        match reason {
+            StopReason::Panicked(m) => assert!(m.contains("its own full mailbox"), "{m}"),
+            other => panic!("expected a panic, got {other:?}"),
+        }
     });
 }
 

@@ -58,6 +58,13 @@ impl<A: Actor> Addr<A> {
         self.cell.header.name()
     }
 
+    /// Whether the caller is this actor itself (one of its hooks or
+    /// handlers, on its fiber): then a wait for the actor to do something
+    /// would never end.
+    fn called_by_itself(&self) -> bool {
+        crate::fiber::current().id().as_u64() == self.id().as_u64()
+    }
+
     /// Wakes the actor to handle what arrived.
     fn wake(&self) {
         crate::sched::wake_by(&self.cell.header, || -> TaskRef { self.cell.clone() });
@@ -70,6 +77,12 @@ impl<A: Actor> Addr<A> {
     /// # Errors
     ///
     /// The message back if the actor has stopped.
+    ///
+    /// # Panics
+    ///
+    /// If the actor sends to its own bounded mailbox while it is full:
+    /// only the actor itself could make room, so it would wait forever
+    /// (use [`try_send`](Self::try_send) there).
     pub fn send(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         let mut msg = msg;
         loop {
@@ -81,6 +94,12 @@ impl<A: Actor> Addr<A> {
                 Err(Refused::Closed(back)) => return Err(SendError(back)),
                 Err(Refused::Full(back)) => {
                     msg = back;
+                    if self.called_by_itself() {
+                        panic!(
+                            "{self} sent to its own full mailbox: only it could make room, so \
+                             it would wait forever (use try_send, or a larger capacity)"
+                        );
+                    }
                     if self
                         .cell
                         .body
@@ -123,6 +142,11 @@ impl<A: Actor> Addr<A> {
     /// `Reply` in hand), [`AskError::NoReply`] if it dropped the `Reply`
     /// unanswered and went on.
     ///
+    /// # Panics
+    ///
+    /// If the actor asks itself: the request would queue behind the
+    /// handler that waits for the answer. (`ask_timeout` times out.)
+    ///
     /// ```
     /// use weft::actor::{self, Actor, Context, Reply};
     ///
@@ -154,6 +178,12 @@ impl<A: Actor> Addr<A> {
         &self,
         make: impl FnOnce(Reply<R>) -> A::Msg,
     ) -> Result<R, AskError> {
+        if self.called_by_itself() {
+            panic!(
+                "{self} cannot ask itself: the request would wait behind the handler that \
+                 waits for its answer (call the code directly, or send a message)"
+            );
+        }
         let (tx, rx) = crate::chan::oneshot();
         self.send(make(Reply(Some(tx))))
             .map_err(|_| AskError::Stopped)?;
@@ -212,7 +242,15 @@ impl<A: Actor> Addr<A> {
 
     /// Waits until the actor has stopped and returns why. Parks a fiber;
     /// blocks a plain thread.
+    ///
+    /// # Panics
+    ///
+    /// If called by the actor itself (its stop cannot come while it
+    /// waits): use [`Context::stop`](super::Context::stop).
     pub fn join(&self) -> StopReason {
+        if self.called_by_itself() {
+            panic!("{self} cannot join itself: it would wait forever (use ctx.stop() to stop)");
+        }
         self.erased().join()
     }
 
