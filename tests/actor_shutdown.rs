@@ -494,3 +494,55 @@ fn mixed_states_many_times() {
         }
     });
 }
+
+/// A supervisor whose stop is waiting (in its `stopped` hook) for a child
+/// blocked in a handler when the runtime is dropped: the drop does not
+/// hang, the child stops with `Shutdown`, the supervisor's stop completes
+/// (its join returns, its registered name is released).
+#[test]
+fn a_supervisor_stopping_its_blocked_child_at_the_drop() {
+    support::bounded(|| {
+        use weft::actor::{ChildSpec, Strategy, Supervisor};
+        let rt = runtime(2);
+        let child_log = Log::new();
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (sup, child, _tx) = {
+            let child_log = child_log.clone();
+            rt.block_on(move || {
+                let sup = Supervisor::new(Strategy::OneForOne)
+                    .child(ChildSpec::new("stuck", move || {
+                        actor::spawn(Probe::new(&child_log))
+                    }))
+                    .spawn();
+                actor::register("shutdown-sup", sup.addr()).unwrap();
+                let child = sup.child::<Probe>("stuck").unwrap();
+                let (tx, rx) = weft::chan::unbounded::<()>();
+                actor_util::send(
+                    &child,
+                    job(move |_, _| {
+                        let _ = entered_tx.send(());
+                        let _ = rx.recv();
+                    }),
+                );
+                (sup, child, tx)
+            })
+        };
+        entered_rx.recv().unwrap();
+        // The supervisor's stop waits in its hook for the stuck child.
+        sup.stop();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(child.is_alive(), "the child is stuck in its handler");
+        let start = Instant::now();
+        drop(rt);
+        println!(
+            "dropped with a supervisor waiting for a stuck child in {:?}",
+            start.elapsed()
+        );
+        assert_eq!(child.join(), StopReason::Shutdown);
+        assert_eq!(child_log.stops(), [StopReason::Shutdown]);
+        let reason = sup.join();
+        println!("the supervisor stopped with {reason:?}");
+        assert_eq!(reason, StopReason::Normal, "its stop was already under way");
+        assert!(actor::whereis::<weft::actor::SupervisorActor>("shutdown-sup").is_none());
+    });
+}
