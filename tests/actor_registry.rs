@@ -220,3 +220,51 @@ fn register_racing_a_stop_leaves_no_stale_name() {
         println!("register lost the race to the stop {stopped_first} times of 1000");
     });
 }
+
+/// Regression: `join` returned as soon as the stop reason was recorded,
+/// before the stop had released the actor's names (and told its links
+/// and monitors), so a name could still be found after `join`. Here the
+/// actor has 5,000 links (2,000 in debug), which widen that window, and
+/// a thread joins it right after it stops taking messages.
+#[test]
+fn join_returns_after_the_names_are_released() {
+    support::bounded(|| {
+        let rt = runtime(2);
+        let mut found_after_join = 0;
+        let rounds = support::scaled(10, 20);
+        let links = support::scaled(2_000, 5_000);
+        for round in 0..rounds {
+            let log = Log::new();
+            let hub = actor::Builder::new().spawn_on(rt.handle(), Probe::trapping(&log));
+            let name = format!("reg-join-{round}");
+            actor::register(name.clone(), &hub).unwrap();
+            let spokes: Vec<_> = (0..links)
+                .map(|_| actor::Builder::new().spawn_on(rt.handle(), Probe::trapping(&Log::new())))
+                .collect();
+            let linked = spokes.clone();
+            hub.ask(move |r| {
+                actor_util::job(move |_, ctx| {
+                    for s in &linked {
+                        ctx.link(s);
+                    }
+                    r.send(());
+                })
+            })
+            .unwrap();
+            hub.kill();
+            while hub.is_alive() {
+                std::hint::spin_loop();
+            }
+            hub.join();
+            if actor::whereis::<Probe>(&name).is_some() {
+                found_after_join += 1;
+            }
+            for s in spokes {
+                s.stop();
+                s.join();
+            }
+        }
+        println!("a name was still registered after join in {found_after_join} of {rounds} rounds");
+        assert_eq!(found_after_join, 0);
+    });
+}

@@ -223,7 +223,8 @@ fn cell_task<A: Actor>(cell: &ActorCell<A>) -> Arc<TaskCell<ActorCell<A>>> {
 /// `is_alive` is false, parked senders get their messages back), the
 /// `stopped` hook, the state dropped, what was left queued (and `rest`,
 /// the unhandled part of the current batch) dropped, then links and
-/// monitors told, names unregistered, joiners woken.
+/// monitors told, names unregistered, and last joiners woken (a `join`
+/// returns only once all of this is done).
 ///
 /// The mailbox closes first so that an asker whose `Reply` goes with the
 /// queue, the state or the hook sees the actor stopped (`Stopped`, not
@@ -270,10 +271,9 @@ fn stop<A: Actor>(
             std::mem::take(&mut relations.links),
             std::mem::take(&mut relations.monitors),
             std::mem::take(&mut relations.names),
-            std::mem::take(&mut relations.joiners),
         )
     };
-    let (links, monitors, names, joiners) = relations;
+    let (links, monitors, names) = relations;
     let id = me.body.id();
     // The linked actors keep their side of the link until they handle the
     // exit: an exit that finds no link was unlinked on the way, and is
@@ -285,6 +285,15 @@ fn stop<A: Actor>(
         watcher.signal(Signal::Down(Box::new((id, reason.clone()))));
     }
     registry::forget(id, &names);
+    // Joiners last, and only now: `join` returns once the stop is over
+    // (the names released, links and monitors told), not as soon as the
+    // reason is known. Joins that came meanwhile waited; take them too.
+    let joiners = {
+        let mut inner = cell.mailbox.lock();
+        let relations = inner.relations.get_or_insert_with(Default::default);
+        relations.finished = true;
+        std::mem::take(&mut relations.joiners)
+    };
     for fiber in joiners {
         fiber.unpark();
     }
@@ -328,8 +337,8 @@ impl<A: Actor> Control for ActorCell<A> {
     fn add_joiner(&self, fiber: crate::fiber::Fiber) -> Option<StopReason> {
         let mut inner = self.mailbox.lock();
         let relations = inner.relations.get_or_insert_with(Default::default);
-        if let Some(reason) = &relations.stopped {
-            return Some(reason.clone());
+        if relations.finished {
+            return relations.stopped.clone();
         }
         relations.joiners.push(fiber);
         None

@@ -147,6 +147,9 @@ pub(crate) struct Relations {
     pub(crate) names: Vec<String>,
     /// Fibers (or threads) waiting in `Addr::join`.
     pub(crate) joiners: Vec<Fiber>,
-    /// Set when the actor stops, for late links, monitors and joins.
+    /// Set when the actor stops, for late links and monitors.
     pub(crate) stopped: Option<StopReason>,
+    /// Set when the stop is over (names released, links and monitors
+    /// told): from then on `join` returns at once.
+    pub(crate) finished: bool,
 }
