@@ -3,8 +3,8 @@
 //! what a hop costs.
 //!
 //! Run: `cargo run --release --example million_actors`
-//! (flags: `--actors N` (1,000,000), `--hops N` (3,000,000),
-//! `--workers N` (all CPUs)).
+//! (flags: `--actors N` (1,000,000), `--hops N` (3,000,000 per run of
+//! the token, which is run 3 times), `--workers N` (all CPUs)).
 //!
 //! Each actor is a `Node`: the address of the next node and a counter
 //! (16 bytes of user state). RSS comes from `/proc/self/status` (`VmRSS`,
@@ -39,6 +39,10 @@ impl Actor for Node {
 
     fn started(&mut self, _: &mut Context<Self>) {
         STARTED.bump();
+    }
+
+    fn stopped(&mut self, _: &actor::StopReason, _: &mut Context<Self>) {
+        STOPPED.bump();
     }
 
     fn handle(&mut self, msg: Msg, _: &mut Context<Self>) {
@@ -103,6 +107,7 @@ static STARTED: Latch = Latch::new();
 static HELLOS: Latch = Latch::new();
 static LINKED: Latch = Latch::new();
 static RING_DONE: Latch = Latch::new();
+static STOPPED: Latch = Latch::new();
 
 fn status_kib(field: &str) -> usize {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
@@ -185,6 +190,7 @@ fn main() {
         warm.stop();
         warm.join();
         STARTED.count.store(0, Ordering::Release);
+        STOPPED.count.store(0, Ordering::Release);
         HELLOS.count.store(0, Ordering::Release);
         let mut addrs: Vec<Addr<Node>> = Vec::with_capacity(n);
         let before = rss();
@@ -239,28 +245,34 @@ fn main() {
             (after_hello.saturating_sub(before)) as f64 / n as f64 - 8.0
         );
 
-        // Close the ring and pass the token.
+        // Close the ring and pass the token, three times (the machine may
+        // be busy with other work: the best run is the one to quote).
         addrs[n - 1].send(Msg::Link(addrs[0].clone())).unwrap();
         LINKED.wait_for(1);
-        let start = Instant::now();
-        addrs[0].send(Msg::Token(hops)).unwrap();
-        RING_DONE.wait_for(1);
-        let ring_in = start.elapsed();
+        let mut runs = Vec::new();
+        for run in 1..=3 {
+            let start = Instant::now();
+            addrs[0].send(Msg::Token(hops)).unwrap();
+            RING_DONE.wait_for(run);
+            runs.push(start.elapsed().as_nanos() as f64 / hops.max(1) as f64);
+        }
+        let best = runs.iter().copied().fold(f64::INFINITY, f64::min);
         println!(
-            "token passed {hops} hops around the ring of {n} in {:.2?}: {:.0} ns per hop",
-            ring_in,
-            ring_in.as_nanos() as f64 / hops.max(1) as f64
+            "token passed {hops} hops around the ring of {n}, 3 times: {best:.0} ns per hop \
+             (best; runs {:.0}, {:.0}, {:.0})",
+            runs[0], runs[1], runs[2]
         );
         println!("  peak RSS (VmHWM) {:.1} MiB", mib(peak_rss()));
 
-        // Break the ring (each node holds the next) and stop them all.
+        // Stop them all, which also breaks the ring (each node holds the
+        // next), and wait for their `stopped` hooks. (`join` would do too,
+        // but records each joiner in the actor: 1,000,000 of them at once
+        // cost more than the actors themselves.)
         let start = Instant::now();
         for addr in &addrs {
             addr.stop();
         }
-        for addr in &addrs {
-            addr.join();
-        }
-        println!("stopped and joined all {n} in {:.2?}", start.elapsed());
+        STOPPED.wait_for(n);
+        println!("stopped all {n} in {:.2?}", start.elapsed());
     });
 }
