@@ -507,3 +507,92 @@ fn a_hundred_thousand_actors_on_six_stacks() {
         assert!(reasons.contains("stopped normally"), "{reasons:?}");
     });
 }
+
+/// Starts with 100,000 messages to itself, and at its 1,000th wakes an
+/// idle actor, recording how many messages it had handled then; the woken
+/// actor records how many the flood had handled when it ran.
+struct Waker {
+    handled: Arc<AtomicU64>,
+    other: Addr<Witness>,
+    woken_at: Arc<AtomicU64>,
+}
+
+struct Witness {
+    flood_handled: Arc<AtomicU64>,
+    seen_at: Arc<AtomicU64>,
+}
+
+impl Actor for Witness {
+    type Msg = ();
+    fn handle(&mut self, (): (), _: &mut Context<Self>) {
+        self.seen_at
+            .store(self.flood_handled.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+impl Actor for Waker {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let me = ctx.addr();
+        for _ in 0..100_000 {
+            let _ = me.send(());
+        }
+    }
+    fn handle(&mut self, (): (), _: &mut Context<Self>) {
+        let n = self.handled.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 1_000 {
+            self.woken_at.store(n, Ordering::SeqCst);
+            self.other.send(()).ok().unwrap();
+        }
+    }
+}
+
+/// "A message to an idle actor schedules a task that ... handles a bounded
+/// batch (then yields, so one busy actor cannot starve others)": after a
+/// full batch the busy actor must queue again *behind* the work already
+/// waiting, so an actor it woke runs after at most the rest of the
+/// current batch and one more (2 x 64 messages). On one worker, 20 times,
+/// with 100,000 messages queued for the busy actor.
+#[test]
+fn a_busy_actor_queues_again_behind_the_actors_it_woke() {
+    support::bounded(|| {
+        let rt = runtime(1);
+        let mut worst = 0;
+        for _ in 0..20 {
+            let handled = Arc::new(AtomicU64::new(0));
+            let woken_at = Arc::new(AtomicU64::new(0));
+            let seen_at = Arc::new(AtomicU64::new(0));
+            let witness = actor::Builder::new().spawn_on(
+                rt.handle(),
+                Witness {
+                    flood_handled: handled.clone(),
+                    seen_at: seen_at.clone(),
+                },
+            );
+            let flood = actor::Builder::new().spawn_on(
+                rt.handle(),
+                Waker {
+                    handled: handled.clone(),
+                    other: witness.clone(),
+                    woken_at: woken_at.clone(),
+                },
+            );
+            actor_util::wait_until("the witness to run", || seen_at.load(Ordering::SeqCst) > 0);
+            let lag = seen_at.load(Ordering::SeqCst) - woken_at.load(Ordering::SeqCst);
+            worst = worst.max(lag);
+            flood.kill();
+            flood.join();
+            witness.stop();
+            witness.join();
+        }
+        println!(
+            "an actor woken by a flooding actor ran after at most {worst} more of the flood's \
+             messages (a batch is 64)"
+        );
+        assert!(
+            worst <= 128,
+            "the flood handled {worst} more messages before the actor it woke ran: \
+             it is queued again ahead of the others, not behind them"
+        );
+    });
+}

@@ -1,15 +1,15 @@
-//! An actor as the scheduler sees it: a task whose body handles a batch of
-//! messages and then returns to idle, giving its stack back.
+//! An actor as the scheduler sees it: a task whose body handles its
+//! mailbox in batches and then returns to idle, giving its stack back.
 //!
 //! A message to an idle actor wakes its task (IDLE to SCHEDULED), which
 //! any worker may take: the body runs on a fresh fiber with a pooled
-//! stack, handles up to [`BATCH`] envelopes, and returns
-//! [`BodyEnd::Idle`]. If more arrived meanwhile, the wake that came with
-//! them left a token, and the task is queued again at once (so one busy
-//! actor cannot starve the others); otherwise it is IDLE, holding no stack
-//! and sitting in no queue. A handler may block (park, sleep, a socket
-//! read, `ask` another actor): only then does the actor keep a stack
-//! while it waits.
+//! stack and handles up to [`BATCH`] envelopes. If more wait, it yields
+//! (the work already queued on its worker runs first: one busy actor
+//! cannot starve the others) and handles the next batch, on the same
+//! fiber; once the mailbox is empty it returns [`BodyEnd::Idle`], and the
+//! task is IDLE, holding no stack and sitting in no queue. A handler may
+//! block (park, sleep, a socket read, `ask` another actor): only then, or
+//! while it works through a long mailbox, does the actor keep a stack.
 //!
 //! The actor's state is touched only by the task's claimant (the fiber
 //! running its body), like a spawned fiber's closure.
@@ -112,69 +112,77 @@ impl<A: Actor> Body for ActorCell<A> {
             stop(self, &me, slot, reason, VecDeque::new());
             return BodyEnd::Exit;
         }
-        let mut batch = VecDeque::new();
-        if let Some(reason) = self.mailbox.take_batch(&mut batch, BATCH) {
-            stop(self, &me, slot, reason, batch);
-            return BodyEnd::Exit;
-        }
-        while let Some(envelope) = batch.pop_front() {
-            // A kill that came while an earlier envelope was handled drops
-            // the rest of the batch too: those messages were queued when
-            // the kill came, and a killed actor handles nothing more.
-            if let Some(reason) = self.mailbox.killed() {
-                batch.push_front(envelope);
-                slot.trap_exit = ctx.trap_exit();
+        loop {
+            let mut batch = VecDeque::new();
+            if let Some(reason) = self.mailbox.take_batch(&mut batch, BATCH) {
                 stop(self, &me, slot, reason, batch);
                 return BodyEnd::Exit;
             }
-            let verdict = match envelope {
-                Envelope::Message(msg) => {
-                    actor.handle(msg, &mut ctx);
-                    None
+            while let Some(envelope) = batch.pop_front() {
+                // A kill that came while an earlier envelope was handled drops
+                // the rest of the batch too: those messages were queued when
+                // the kill came, and a killed actor handles nothing more.
+                if let Some(reason) = self.mailbox.killed() {
+                    batch.push_front(envelope);
+                    slot.trap_exit = ctx.trap_exit();
+                    stop(self, &me, slot, reason, batch);
+                    return BodyEnd::Exit;
                 }
-                Envelope::Signal(Signal::Stop) => Some(StopReason::Normal),
-                Envelope::Signal(Signal::Exit(notice)) => {
-                    let (from, reason) = *notice;
-                    if !self.remove_link(from) {
-                        // Unlinked since the exit was sent (a supervisor
-                        // replacing a child that failed meanwhile): as in
-                        // Erlang, an unlink leaves no trace, so ignore it.
-                        None
-                    } else if ctx.trap_exit() {
-                        actor.linked_exit(from, &reason, &mut ctx);
-                        None
-                    } else if reason.is_abnormal() {
-                        Some(StopReason::Linked(from))
-                    } else {
+                let verdict = match envelope {
+                    Envelope::Message(msg) => {
+                        actor.handle(msg, &mut ctx);
                         None
                     }
+                    Envelope::Signal(Signal::Stop) => Some(StopReason::Normal),
+                    Envelope::Signal(Signal::Exit(notice)) => {
+                        let (from, reason) = *notice;
+                        if !self.remove_link(from) {
+                            // Unlinked since the exit was sent (a supervisor
+                            // replacing a child that failed meanwhile): as in
+                            // Erlang, an unlink leaves no trace, so ignore it.
+                            None
+                        } else if ctx.trap_exit() {
+                            actor.linked_exit(from, &reason, &mut ctx);
+                            None
+                        } else if reason.is_abnormal() {
+                            Some(StopReason::Linked(from))
+                        } else {
+                            None
+                        }
+                    }
+                    Envelope::Signal(Signal::Down(notice)) => {
+                        let (from, reason) = *notice;
+                        actor.down(from, &reason, &mut ctx);
+                        None
+                    }
+                };
+                if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
+                    // What is left of the batch goes with the mailbox.
+                    slot.trap_exit = ctx.trap_exit();
+                    stop(self, &me, slot, reason, batch);
+                    return BodyEnd::Exit;
                 }
-                Envelope::Signal(Signal::Down(notice)) => {
-                    let (from, reason) = *notice;
-                    actor.down(from, &reason, &mut ctx);
-                    None
-                }
-            };
-            if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
-                // What is left of the batch goes with the mailbox.
-                slot.trap_exit = ctx.trap_exit();
-                stop(self, &me, slot, reason, batch);
-                return BodyEnd::Exit;
             }
+            slot.trap_exit = ctx.trap_exit();
+            // Look at the mailbox itself, not only at the batch: a full
+            // batch may have left more behind, and a message that arrived
+            // while a hook or handler was blocked (a socket read, a sleep,
+            // an ask) woke the *fiber* parked there, and that park consumed
+            // the wake. Nothing waits: go idle, giving the stack back. A
+            // message pushed after this look finds the task RUNNING and
+            // leaves a token, which the worker's move to idle turns into a
+            // reschedule.
+            if !self.mailbox.has_work() {
+                return BodyEnd::Idle;
+            }
+            // More waits: yield, so that the work already queued on this
+            // worker (actors this one woke, say) runs before the next batch;
+            // then go on, on the same fiber and stack. (Going idle with a
+            // token instead put the task back on top of the worker's LIFO
+            // deque, ahead of everything it had woken, which then waited for
+            // the worker's periodic fairness pass: about 60 batches.)
+            crate::yield_now();
         }
-        slot.trap_exit = ctx.trap_exit();
-        // Look at the mailbox itself before going idle, not only at the
-        // batch: a full batch may have left more behind, and a message
-        // that arrived while a hook or handler was blocked (a socket read,
-        // a sleep, an ask) woke the *fiber* parked there, and that park
-        // consumed the wake. If work waits, leave a token so the task is
-        // queued again behind the others instead of going idle. A message
-        // pushed after this look finds the task RUNNING and leaves its own
-        // token, which the worker's move to idle turns into a reschedule.
-        if self.mailbox.has_work() {
-            crate::sched::wake_by(&me.header, || me.clone());
-        }
-        BodyEnd::Idle
     }
 
     fn complete(&self, outcome: Outcome) {
