@@ -546,3 +546,63 @@ fn a_supervisor_stopping_its_blocked_child_at_the_drop() {
         assert!(actor::whereis::<weft::actor::SupervisorActor>("shutdown-sup").is_none());
     });
 }
+
+/// An `Addr` that outlives its runtime (kept by the program, or by the
+/// process-wide name registry, which keeps the `Addr` of every registered
+/// actor that never stops) must not keep the runtime's stacks: after the
+/// drop, 4,000 stacks' worth of RSS must be gone whether or not an `Addr`
+/// is still held. Runs in a child process (RSS).
+///
+/// Fails today: see the report. Each actor holds its runtime's shared
+/// state (to queue itself when a message arrives), and the runtime's drop
+/// leaves its stack pool (with every stack it has cached) to that shared
+/// state's destructor, which waits for the last `Addr`.
+#[test]
+fn an_addr_that_outlives_the_runtime_does_not_keep_its_stacks() {
+    if !support::is_child() {
+        support::run_child_test(
+            "an_addr_that_outlives_the_runtime_does_not_keep_its_stacks",
+            &[],
+        );
+        return;
+    }
+    fn rss_kib() -> i64 {
+        (support::rss_bytes() / 1024) as i64
+    }
+    struct Idle;
+    impl Actor for Idle {
+        type Msg = ();
+        fn handle(&mut self, (): (), _: &mut Context<Self>) {}
+    }
+    let baseline = rss_kib();
+    let (addr, busy) = {
+        let rt = runtime(2);
+        let addr = actor::Builder::new().spawn_on(rt.handle(), Idle);
+        actor::register("outlives-its-runtime", &addr).unwrap();
+        // 4,000 fibers parked at once: 4,000 stacks touched, then pooled.
+        rt.block_on(|| {
+            let parked: Vec<_> = (0..4_000)
+                .map(|_| weft::spawn(|| weft::sleep(Duration::from_millis(50))))
+                .collect();
+            for p in parked {
+                p.join().unwrap();
+            }
+        });
+        assert!(addr.send(()).is_ok());
+        std::thread::sleep(Duration::from_millis(20));
+        (addr, rss_kib())
+    };
+    let kept = rss_kib();
+    actor::unregister("outlives-its-runtime");
+    drop(addr);
+    let gone = rss_kib();
+    println!(
+        "RSS: baseline {baseline} KiB, runtime busy {busy} KiB, after the drop with an Addr \
+         kept {kept} KiB, after the Addr went {gone} KiB"
+    );
+    assert!(
+        kept - gone < 1024,
+        "an Addr kept after the runtime's drop holds {} KiB of the runtime's memory",
+        kept - gone
+    );
+}
