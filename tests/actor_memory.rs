@@ -183,3 +183,95 @@ fn a_queued_message_costs_about_its_size() {
         "{per_message:.1} bytes per queued message"
     );
 }
+
+/// An actor that has stopped, whose `Addr` is still held, costs no more
+/// than it did idle: its stop reason is kept in a byte, not in a new box
+/// (which cost 144 bytes per stopped actor). Late joins, links and
+/// monitors still get the reason.
+#[test]
+fn a_stopped_actor_costs_no_more_than_an_idle_one() {
+    if !support::is_child() {
+        support::run_child_test("a_stopped_actor_costs_no_more_than_an_idle_one", &[]);
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static STOPPED: AtomicUsize = AtomicUsize::new(0);
+    struct Quiet;
+    impl Actor for Quiet {
+        type Msg = ();
+        fn handle(&mut self, (): (), _: &mut Context<Self>) {}
+        fn stopped(&mut self, _: &weft::actor::StopReason, _: &mut Context<Self>) {
+            STOPPED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let n = support::scaled(50_000, 200_000);
+    let rt = weft::Runtime::builder().workers(2).build().unwrap();
+    let grown = rt.block_on(move || {
+        let addrs: Vec<Addr<Quiet>> = (0..n).map(|_| actor::spawn(Quiet)).collect();
+        addrs[0]
+            .ask(|r: Reply<()>| {
+                r.send(());
+            })
+            .ok();
+        weft::sleep(Duration::from_millis(10));
+        let idle = rss();
+        for (i, a) in addrs.iter().enumerate() {
+            if i % 2 == 0 { a.stop() } else { a.kill() }
+        }
+        while STOPPED.load(Ordering::SeqCst) < n {
+            weft::sleep(Duration::from_millis(1));
+        }
+        weft::sleep(Duration::from_millis(10));
+        let stopped = rss();
+        // Late joins, monitors and links still learn the reason.
+        use weft::actor::StopReason;
+        assert_eq!(addrs[0].join(), StopReason::Normal);
+        assert_eq!(addrs[1].join(), StopReason::Killed);
+        struct Watcher(weft::chan::Sender<(u64, StopReason)>);
+        impl Actor for Watcher {
+            type Msg = (Addr<Quiet>, bool);
+            fn handle(&mut self, (a, link): Self::Msg, ctx: &mut Context<Self>) {
+                if link {
+                    ctx.set_trap_exit(true);
+                    ctx.link(&a);
+                } else {
+                    ctx.monitor(&a);
+                }
+            }
+            fn down(&mut self, from: weft::actor::ActorId, r: &StopReason, _: &mut Context<Self>) {
+                let _ = self.0.send((from.as_u64(), r.clone()));
+            }
+            fn linked_exit(
+                &mut self,
+                from: weft::actor::ActorId,
+                r: &StopReason,
+                _: &mut Context<Self>,
+            ) {
+                let _ = self.0.send((from.as_u64(), r.clone()));
+            }
+        }
+        let (tx, rx) = weft::chan::unbounded();
+        let w = actor::spawn(Watcher(tx));
+        for (i, link) in [(2, false), (3, true)] {
+            assert!(w.send((addrs[i].clone(), link)).is_ok());
+            let (from, reason) = rx.recv().unwrap();
+            assert_eq!(from, addrs[i].id().as_u64());
+            assert_eq!(
+                reason,
+                if i % 2 == 0 {
+                    StopReason::Normal
+                } else {
+                    StopReason::Killed
+                }
+            );
+        }
+        w.stop();
+        w.join();
+        (stopped - idle) / n as f64
+    });
+    println!("{n} stopped actors whose Addr is kept: {grown:.1} bytes each more than idle");
+    assert!(
+        grown <= 24.0,
+        "a stopped actor costs {grown:.1} bytes more than an idle one"
+    );
+}

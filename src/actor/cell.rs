@@ -271,17 +271,7 @@ fn stop<A: Actor>(
         let _ = catch_unwind(AssertUnwindSafe(|| drop(actor)));
     }
     let _ = catch_unwind(AssertUnwindSafe(|| drop((rest, left))));
-    let relations = {
-        let mut inner = cell.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        relations.stopped = Some(reason.clone());
-        (
-            std::mem::take(&mut relations.links),
-            std::mem::take(&mut relations.monitors),
-            std::mem::take(&mut relations.names),
-        )
-    };
-    let (links, monitors, names) = relations;
+    let (links, monitors, names) = cell.mailbox.lock().record_stop(&reason);
     let id = me.body.id();
     // The linked actors keep their side of the link until they handle the
     // exit: an exit that finds no link was unlinked on the way, and is
@@ -296,12 +286,7 @@ fn stop<A: Actor>(
     // Joiners last, and only now: `join` returns once the stop is over
     // (the names released, links and monitors told), not as soon as the
     // reason is known. Joins that came meanwhile waited; take them too.
-    let joiners = {
-        let mut inner = cell.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        relations.finished = true;
-        std::mem::take(&mut relations.joiners)
-    };
+    let joiners = cell.mailbox.lock().finish_stop(&reason);
     for fiber in joiners {
         fiber.unpark();
     }
@@ -318,10 +303,10 @@ impl<A: Actor> Control for ActorCell<A> {
 
     fn add_link(&self, other: ActorRef) -> Result<(), StopReason> {
         let mut inner = self.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        if let Some(reason) = &relations.stopped {
-            return Err(reason.clone());
+        if let Some(reason) = inner.stop_reason() {
+            return Err(reason);
         }
+        let relations = inner.relations.get_or_insert_with(Default::default);
         if !relations.links.iter().any(|l| l.id() == other.id()) {
             relations.links.push(other);
         }
@@ -344,20 +329,20 @@ impl<A: Actor> Control for ActorCell<A> {
 
     fn add_joiner(&self, fiber: crate::fiber::Fiber) -> Option<StopReason> {
         let mut inner = self.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        if relations.finished {
-            return relations.stopped.clone();
+        if inner.stop_finished() {
+            return inner.stop_reason();
         }
+        let relations = inner.relations.get_or_insert_with(Default::default);
         relations.joiners.push(fiber);
         None
     }
 
     fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason> {
         let mut inner = self.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        if let Some(reason) = &relations.stopped {
-            return Err(reason.clone());
+        if let Some(reason) = inner.stop_reason() {
+            return Err(reason);
         }
+        let relations = inner.relations.get_or_insert_with(Default::default);
         relations.monitors.push(watcher);
         Ok(())
     }
