@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::cell::ActorCell;
 use super::error::{AskError, SendError, TrySendError};
 use super::link::{ActorRef, Control, StopReason};
-use super::mailbox::{Refused, Signal};
+use super::mailbox::{Kill, Refused, Signal};
 use super::{Actor, ActorId};
 use crate::fiber::task::{TaskCell, TaskRef};
 
@@ -58,6 +58,13 @@ impl<A: Actor> Addr<A> {
         self.cell.header.name()
     }
 
+    /// Whether the caller is this actor itself (one of its hooks or
+    /// handlers, on its fiber): then a wait for the actor to do something
+    /// would never end.
+    fn called_by_itself(&self) -> bool {
+        crate::fiber::current().id().as_u64() == self.id().as_u64()
+    }
+
     /// Wakes the actor to handle what arrived.
     fn wake(&self) {
         crate::sched::wake_by(&self.cell.header, || -> TaskRef { self.cell.clone() });
@@ -70,6 +77,12 @@ impl<A: Actor> Addr<A> {
     /// # Errors
     ///
     /// The message back if the actor has stopped.
+    ///
+    /// # Panics
+    ///
+    /// If the actor sends to its own bounded mailbox while it is full:
+    /// only the actor itself could make room, so it would wait forever
+    /// (use [`try_send`](Self::try_send) there).
     pub fn send(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         let mut msg = msg;
         loop {
@@ -81,6 +94,12 @@ impl<A: Actor> Addr<A> {
                 Err(Refused::Closed(back)) => return Err(SendError(back)),
                 Err(Refused::Full(back)) => {
                     msg = back;
+                    if self.called_by_itself() {
+                        panic!(
+                            "{self} sent to its own full mailbox: only it could make room, so \
+                             it would wait forever (use try_send, or a larger capacity)"
+                        );
+                    }
                     if self
                         .cell
                         .body
@@ -117,8 +136,16 @@ impl<A: Actor> Addr<A> {
     ///
     /// # Errors
     ///
-    /// [`AskError::Stopped`] if the actor stopped before answering,
-    /// [`AskError::NoReply`] if it dropped the `Reply` unanswered.
+    /// [`AskError::Stopped`] if the actor stopped before answering (it
+    /// had stopped already, the request was still queued when it stopped,
+    /// it kept the `Reply` in its state, or a handler panicked with the
+    /// `Reply` in hand), [`AskError::NoReply`] if it dropped the `Reply`
+    /// unanswered and went on.
+    ///
+    /// # Panics
+    ///
+    /// If the actor asks itself: the request would queue behind the
+    /// handler that waits for the answer. (`ask_timeout` times out.)
     ///
     /// ```
     /// use weft::actor::{self, Actor, Context, Reply};
@@ -151,9 +178,19 @@ impl<A: Actor> Addr<A> {
         &self,
         make: impl FnOnce(Reply<R>) -> A::Msg,
     ) -> Result<R, AskError> {
+        if self.called_by_itself() {
+            panic!(
+                "{self} cannot ask itself: the request would wait behind the handler that \
+                 waits for its answer (call the code directly, or send a message)"
+            );
+        }
         let (tx, rx) = crate::chan::oneshot();
-        self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
-        rx.recv().map_err(|_| self.no_answer())
+        self.send(make(Reply(Some(tx))))
+            .map_err(|_| AskError::Stopped)?;
+        match rx.recv() {
+            Ok(answer) => answer,
+            Err(_) => Err(self.no_answer()),
+        }
     }
 
     /// [`ask`](Self::ask), giving up after `timeout`.
@@ -168,14 +205,18 @@ impl<A: Actor> Addr<A> {
         timeout: std::time::Duration,
     ) -> Result<R, AskError> {
         let (tx, rx) = crate::chan::oneshot();
-        self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
-        rx.recv_timeout(timeout).map_err(|err| match err {
-            crate::chan::RecvTimeoutError::Timeout => AskError::Timeout,
-            crate::chan::RecvTimeoutError::Disconnected => self.no_answer(),
-        })
+        self.send(make(Reply(Some(tx))))
+            .map_err(|_| AskError::Stopped)?;
+        match rx.recv_timeout(timeout) {
+            Ok(answer) => answer,
+            Err(crate::chan::RecvTimeoutError::Timeout) => Err(AskError::Timeout),
+            Err(crate::chan::RecvTimeoutError::Disconnected) => Err(self.no_answer()),
+        }
     }
 
-    /// Why a reply channel closed unanswered.
+    /// Why a reply channel closed unanswered. A stopping actor closes its
+    /// mailbox before it drops its queue, its state and its hook's
+    /// values, so a `Reply` dropped by its stop is seen as `Stopped`.
     fn no_answer(&self) -> AskError {
         if self.is_alive() {
             AskError::NoReply
@@ -196,12 +237,20 @@ impl<A: Actor> Addr<A> {
     /// Stops the actor before it handles anything else; queued messages
     /// are dropped (reason [`StopReason::Killed`]). Does not wait.
     pub fn kill(&self) {
-        self.erased().kill();
+        self.erased().kill(Kill::ByKill);
     }
 
     /// Waits until the actor has stopped and returns why. Parks a fiber;
     /// blocks a plain thread.
+    ///
+    /// # Panics
+    ///
+    /// If called by the actor itself (its stop cannot come while it
+    /// waits): use [`Context::stop`](super::Context::stop).
     pub fn join(&self) -> StopReason {
+        if self.called_by_itself() {
+            panic!("{self} cannot join itself: it would wait forever (use ctx.stop() to stop)");
+        }
         self.erased().join()
     }
 
@@ -273,13 +322,32 @@ impl<A: Actor> fmt::Display for Addr<A> {
 }
 
 /// The answer half of an [`Addr::ask`]: the actor sends its reply with it.
-pub struct Reply<R>(crate::chan::oneshot::Sender<R>);
+///
+/// Dropped unanswered, the asker gets [`AskError::NoReply`]; dropped by a
+/// panic (the handler that had it panicked, which stops the actor), the
+/// asker gets [`AskError::Stopped`].
+pub struct Reply<R>(Option<crate::chan::oneshot::Sender<Result<R, AskError>>>);
 
 impl<R> Reply<R> {
     /// Answers. If the asker gave up (timed out, or stopped), the value is
     /// dropped.
-    pub fn send(self, value: R) {
-        let _ = self.0.send(value);
+    pub fn send(mut self, value: R) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Ok(value));
+        }
+    }
+}
+
+impl<R> Drop for Reply<R> {
+    fn drop(&mut self) {
+        // Unwinding drops the reply before the actor's stop closes its
+        // mailbox; the asker, woken by the drop, would see the actor still
+        // alive and report `NoReply`. Say what happened instead.
+        if let Some(tx) = self.0.take()
+            && std::thread::panicking()
+        {
+            let _ = tx.send(Err(AskError::Stopped));
+        }
     }
 }
 

@@ -1,15 +1,15 @@
-//! An actor as the scheduler sees it: a task whose body handles a batch of
-//! messages and then returns to idle, giving its stack back.
+//! An actor as the scheduler sees it: a task whose body handles its
+//! mailbox in batches and then returns to idle, giving its stack back.
 //!
 //! A message to an idle actor wakes its task (IDLE to SCHEDULED), which
 //! any worker may take: the body runs on a fresh fiber with a pooled
-//! stack, handles up to [`BATCH`] envelopes, and returns
-//! [`BodyEnd::Idle`]. If more arrived meanwhile, the wake that came with
-//! them left a token, and the task is queued again at once (so one busy
-//! actor cannot starve the others); otherwise it is IDLE, holding no stack
-//! and sitting in no queue. A handler may block (park, sleep, a socket
-//! read, `ask` another actor): only then does the actor keep a stack
-//! while it waits.
+//! stack and handles up to [`BATCH`] envelopes. If more wait, it yields
+//! (the work already queued on its worker runs first: one busy actor
+//! cannot starve the others) and handles the next batch, on the same
+//! fiber; once the mailbox is empty it returns [`BodyEnd::Idle`], and the
+//! task is IDLE, holding no stack and sitting in no queue. A handler may
+//! block (park, sleep, a socket read, `ask` another actor): only then, or
+//! while it works through a long mailbox, does the actor keep a stack.
 //!
 //! The actor's state is touched only by the task's claimant (the fiber
 //! running its body), like a spawned fiber's closure.
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::context::Context;
 use super::link::{ActorRef, Control, StopReason};
-use super::mailbox::{Envelope, Mailbox, Signal};
+use super::mailbox::{Envelope, Kill, Mailbox, Signal};
 use super::{Actor, ActorId, registry};
 use crate::fiber::task::{Body, BodyEnd, Outcome, TaskCell, TaskRef};
 use crate::sched::Shared;
@@ -94,74 +94,95 @@ impl<A: Actor> Body for ActorCell<A> {
         let slot = unsafe { self.slot() };
         let me = cell_task(self);
         let mut ctx = Context::new(&me, slot.trap_exit);
-        let actor = match std::mem::replace(&mut slot.life, Life::Stopped) {
-            Life::New(mut actor) => {
-                actor.started(&mut ctx);
-                slot.life = Life::Running(actor);
-                let Life::Running(actor) = &mut slot.life else {
-                    unreachable!()
-                };
-                actor
-            }
-            Life::Running(actor) => {
-                slot.life = Life::Running(actor);
-                let Life::Running(actor) = &mut slot.life else {
-                    unreachable!()
-                };
-                actor
-            }
-            Life::Stopped => return BodyEnd::Exit,
+        // The state moves to `Running` before `started` runs, so that a
+        // panic there leaves it in the slot for the `stopped` hook (an
+        // unwinding `started` would otherwise drop it with its frame).
+        let first_run = matches!(slot.life, Life::New(_));
+        if first_run && let Life::New(actor) = std::mem::replace(&mut slot.life, Life::Stopped) {
+            slot.life = Life::Running(actor);
+        }
+        let Life::Running(actor) = &mut slot.life else {
+            return BodyEnd::Exit;
         };
+        if first_run {
+            actor.started(&mut ctx);
+        }
         if let Some(reason) = ctx.take_stop() {
             slot.trap_exit = ctx.trap_exit();
-            stop(self, &me, slot, reason);
+            stop(self, &me, slot, reason, VecDeque::new());
             return BodyEnd::Exit;
         }
-        let mut batch = VecDeque::with_capacity(8);
-        let killed = self.mailbox.take_batch(&mut batch, BATCH);
-        if killed {
-            drop(batch);
-            stop(self, &me, slot, StopReason::Killed);
-            return BodyEnd::Exit;
-        }
-        let handled = batch.len();
-        while let Some(envelope) = batch.pop_front() {
-            let verdict = match envelope {
-                Envelope::Message(msg) => {
-                    actor.handle(msg, &mut ctx);
-                    None
-                }
-                Envelope::Signal(Signal::Stop) => Some(StopReason::Normal),
-                Envelope::Signal(Signal::Exit(from, reason)) => {
-                    if ctx.trap_exit() {
-                        actor.linked_exit(from, &reason, &mut ctx);
-                        None
-                    } else if reason.is_abnormal() {
-                        Some(StopReason::Linked(from))
-                    } else {
-                        None
-                    }
-                }
-                Envelope::Signal(Signal::Down(from, reason)) => {
-                    actor.down(from, &reason, &mut ctx);
-                    None
-                }
-            };
-            if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
-                // What is left of the batch goes with the mailbox.
-                drop(batch);
-                slot.trap_exit = ctx.trap_exit();
-                stop(self, &me, slot, reason);
+        loop {
+            let mut batch = VecDeque::new();
+            if let Some(reason) = self.mailbox.take_batch(&mut batch, BATCH) {
+                stop(self, &me, slot, reason, batch);
                 return BodyEnd::Exit;
             }
+            while let Some(envelope) = batch.pop_front() {
+                // A kill that came while an earlier envelope was handled drops
+                // the rest of the batch too: those messages were queued when
+                // the kill came, and a killed actor handles nothing more.
+                if let Some(reason) = self.mailbox.killed() {
+                    batch.push_front(envelope);
+                    slot.trap_exit = ctx.trap_exit();
+                    stop(self, &me, slot, reason, batch);
+                    return BodyEnd::Exit;
+                }
+                let verdict = match envelope {
+                    Envelope::Message(msg) => {
+                        actor.handle(msg, &mut ctx);
+                        None
+                    }
+                    Envelope::Signal(Signal::Stop) => Some(StopReason::Normal),
+                    Envelope::Signal(Signal::Exit(notice)) => {
+                        let (from, reason) = *notice;
+                        if !self.remove_link(from) {
+                            // Unlinked since the exit was sent (a supervisor
+                            // replacing a child that failed meanwhile): as in
+                            // Erlang, an unlink leaves no trace, so ignore it.
+                            None
+                        } else if ctx.trap_exit() {
+                            actor.linked_exit(from, &reason, &mut ctx);
+                            None
+                        } else if reason.is_abnormal() {
+                            Some(StopReason::Linked(from))
+                        } else {
+                            None
+                        }
+                    }
+                    Envelope::Signal(Signal::Down(notice)) => {
+                        let (from, reason) = *notice;
+                        actor.down(from, &reason, &mut ctx);
+                        None
+                    }
+                };
+                if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
+                    // What is left of the batch goes with the mailbox.
+                    slot.trap_exit = ctx.trap_exit();
+                    stop(self, &me, slot, reason, batch);
+                    return BodyEnd::Exit;
+                }
+            }
+            slot.trap_exit = ctx.trap_exit();
+            // Look at the mailbox itself, not only at the batch: a full
+            // batch may have left more behind, and a message that arrived
+            // while a hook or handler was blocked (a socket read, a sleep,
+            // an ask) woke the *fiber* parked there, and that park consumed
+            // the wake. Nothing waits: go idle, giving the stack back. A
+            // message pushed after this look finds the task RUNNING and
+            // leaves a token, which the worker's move to idle turns into a
+            // reschedule.
+            if !self.mailbox.has_work() {
+                return BodyEnd::Idle;
+            }
+            // More waits: yield, so that the work already queued on this
+            // worker (actors this one woke, say) runs before the next batch;
+            // then go on, on the same fiber and stack. (Going idle with a
+            // token instead put the task back on top of the worker's LIFO
+            // deque, ahead of everything it had woken, which then waited for
+            // the worker's periodic fairness pass: about 60 batches.)
+            crate::yield_now();
         }
-        slot.trap_exit = ctx.trap_exit();
-        if handled == BATCH {
-            // A full batch: there may be more. Leave a token so the task is
-            // queued again behind the others instead of going idle.
-            crate::sched::wake_by(&me.header, || me.clone());
-        }
-        BodyEnd::Idle
     }
 
     fn complete(&self, outcome: Outcome) {
@@ -176,7 +197,7 @@ impl<A: Actor> Body for ActorCell<A> {
         // body, or the worker that could not start it).
         let slot = unsafe { self.slot() };
         let me = cell_task(self);
-        stop(self, &me, slot, reason);
+        stop(self, &me, slot, reason, VecDeque::new());
     }
 
     fn schedule_idle(&self, task: TaskRef) {
@@ -206,15 +227,38 @@ fn cell_task<A: Actor>(cell: &ActorCell<A>) -> Arc<TaskCell<ActorCell<A>>> {
     }
 }
 
-/// The stop sequence, on the claimant: the `stopped` hook, then the
-/// mailbox closed (messages left are dropped), links and monitors told,
-/// names unregistered, joiners woken, the state dropped.
+/// The stop sequence, on the claimant: the mailbox closed (sends fail,
+/// `is_alive` is false, parked senders get their messages back), the
+/// `stopped` hook, the state dropped, what was left queued (and `rest`,
+/// the unhandled part of the current batch) dropped, then links and
+/// monitors told, names unregistered, and last joiners woken (a `join`
+/// returns only once all of this is done).
+///
+/// The mailbox closes first so that an asker whose `Reply` goes with the
+/// queue, the state or the hook sees the actor stopped (`Stopped`, not
+/// `NoReply`); joiners, links and monitors hear of the stop only once it
+/// is complete.
 fn stop<A: Actor>(
     cell: &ActorCell<A>,
     me: &Arc<TaskCell<ActorCell<A>>>,
     slot: &mut Slot<A>,
     reason: StopReason,
+    rest: VecDeque<Envelope<A::Msg>>,
 ) {
+    let (left, senders) = {
+        let mut inner = cell.mailbox.lock();
+        if inner.closed {
+            return;
+        }
+        inner.closed = true;
+        (
+            std::mem::take(&mut inner.queue),
+            inner.drain_waiting_senders(),
+        )
+    };
+    for fiber in senders {
+        fiber.unpark();
+    }
     let actor = match std::mem::replace(&mut slot.life, Life::Stopped) {
         Life::New(actor) | Life::Running(actor) => Some(actor),
         Life::Stopped => None,
@@ -226,36 +270,24 @@ fn stop<A: Actor>(
         let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason, &mut ctx)));
         let _ = catch_unwind(AssertUnwindSafe(|| drop(actor)));
     }
-    let (left, relations, senders) = {
-        let mut inner = cell.mailbox.lock();
-        if inner.closed {
-            return;
-        }
-        inner.closed = true;
-        let left = std::mem::take(&mut inner.queue);
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        relations.stopped = Some(reason.clone());
-        let taken = (
-            std::mem::take(&mut relations.links),
-            std::mem::take(&mut relations.monitors),
-            std::mem::take(&mut relations.names),
-            std::mem::take(&mut relations.joiners),
-        );
-        let senders = inner.drain_waiting_senders();
-        (left, taken, senders)
-    };
-    let _ = catch_unwind(AssertUnwindSafe(|| drop(left)));
-    let (links, monitors, names, joiners) = relations;
+    let _ = catch_unwind(AssertUnwindSafe(|| drop((rest, left))));
+    let (links, monitors, names) = cell.mailbox.lock().record_stop(&reason);
     let id = me.body.id();
+    // The linked actors keep their side of the link until they handle the
+    // exit: an exit that finds no link was unlinked on the way, and is
+    // ignored (see `run`).
     for linked in links {
-        linked.0.body.remove_link(id);
-        linked.signal(Signal::Exit(id, reason.clone()));
+        linked.signal(Signal::Exit(Box::new((id, reason.clone()))));
     }
     for watcher in monitors {
-        watcher.signal(Signal::Down(id, reason.clone()));
+        watcher.signal(Signal::Down(Box::new((id, reason.clone()))));
     }
     registry::forget(id, &names);
-    for fiber in joiners.into_iter().chain(senders) {
+    // Joiners last, and only now: `join` returns once the stop is over
+    // (the names released, links and monitors told), not as soon as the
+    // reason is known. Joins that came meanwhile waited; take them too.
+    let joiners = cell.mailbox.lock().finish_stop(&reason);
+    for fiber in joiners {
         fiber.unpark();
     }
 }
@@ -271,48 +303,46 @@ impl<A: Actor> Control for ActorCell<A> {
 
     fn add_link(&self, other: ActorRef) -> Result<(), StopReason> {
         let mut inner = self.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        if let Some(reason) = &relations.stopped {
-            return Err(reason.clone());
+        if let Some(reason) = inner.stop_reason() {
+            return Err(reason);
         }
+        let relations = inner.relations.get_or_insert_with(Default::default);
         if !relations.links.iter().any(|l| l.id() == other.id()) {
             relations.links.push(other);
         }
         Ok(())
     }
 
-    fn remove_link(&self, id: ActorId) {
+    fn remove_link(&self, id: ActorId) -> bool {
         let mut inner = self.mailbox.lock();
-        if let Some(relations) = inner.relations.as_mut() {
-            relations.links.retain(|l| l.id() != id);
-        }
+        let Some(relations) = inner.relations.as_mut() else {
+            return false;
+        };
+        let before = relations.links.len();
+        relations.links.retain(|l| l.id() != id);
+        relations.links.len() != before
     }
 
-    fn mark_killed(&self) -> bool {
-        let mut inner = self.mailbox.lock();
-        if inner.closed {
-            return false;
-        }
-        inner.killed = true;
-        true
+    fn mark_killed(&self, kill: Kill) -> bool {
+        self.mailbox.kill(kill)
     }
 
     fn add_joiner(&self, fiber: crate::fiber::Fiber) -> Option<StopReason> {
         let mut inner = self.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        if let Some(reason) = &relations.stopped {
-            return Some(reason.clone());
+        if inner.stop_finished() {
+            return inner.stop_reason();
         }
+        let relations = inner.relations.get_or_insert_with(Default::default);
         relations.joiners.push(fiber);
         None
     }
 
     fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason> {
         let mut inner = self.mailbox.lock();
-        let relations = inner.relations.get_or_insert_with(Default::default);
-        if let Some(reason) = &relations.stopped {
-            return Err(reason.clone());
+        if let Some(reason) = inner.stop_reason() {
+            return Err(reason);
         }
+        let relations = inner.relations.get_or_insert_with(Default::default);
         relations.monitors.push(watcher);
         Ok(())
     }

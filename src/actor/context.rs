@@ -42,6 +42,12 @@ impl<A: Actor> Context<A> {
         self.stop.get_or_insert(StopReason::Normal);
     }
 
+    /// Stops the actor with `reason` once the current hook returns (the
+    /// supervisor's way to stop with [`StopReason::Supervisor`]).
+    pub(crate) fn stop_with(&mut self, reason: StopReason) {
+        self.stop = Some(reason);
+    }
+
     pub(crate) fn take_stop(&mut self) -> Option<StopReason> {
         self.stop.take()
     }
@@ -76,11 +82,18 @@ impl<A: Actor> Context<A> {
             Ok(()) => {
                 let _ = self.me.body.add_link(other);
             }
-            Err(reason) => self.me_ref().signal(Signal::Exit(other.id(), reason)),
+            Err(reason) => {
+                // Keep our side, which the exit's handling consumes.
+                let id = other.id();
+                let _ = self.me.body.add_link(other);
+                self.me_ref().signal(Signal::Exit(Box::new((id, reason))));
+            }
         }
     }
 
-    /// Undoes [`link`](Self::link), both ways.
+    /// Undoes [`link`](Self::link), both ways. From then on no exit of
+    /// `other` reaches this actor through the link, not even one already
+    /// sent.
     pub fn unlink<B: Actor>(&mut self, other: &Addr<B>) {
         self.unlink_ref(&other.erased());
     }
@@ -96,7 +109,8 @@ impl<A: Actor> Context<A> {
     pub fn monitor<B: Actor>(&mut self, other: &Addr<B>) {
         let other = other.erased();
         if let Err(reason) = other.0.body.add_monitor(self.me_ref()) {
-            self.me_ref().signal(Signal::Down(other.id(), reason));
+            self.me_ref()
+                .signal(Signal::Down(Box::new((other.id(), reason))));
         }
     }
 }

@@ -1,12 +1,18 @@
 //! Why actors stop, and who hears of it: links (both ways: an abnormal
 //! stop of one stops the other, unless it traps exits) and monitors (one
 //! way: a notice with the reason), as in Erlang.
+//!
+//! Each side of a link is kept by its own actor. A stopping actor sends an
+//! exit signal to each actor linked to it; the receiver drops its side of
+//! the link when it handles the signal, and ignores a signal whose link it
+//! no longer has: an unlink, as in Erlang, means no exit from that link
+//! has any effect afterwards, even one already on its way.
 
 use std::fmt;
 use std::sync::Arc;
 
 use super::ActorId;
-use super::mailbox::Signal;
+use super::mailbox::{Kill, Signal};
 use crate::fiber::Fiber;
 use crate::fiber::task::{Body, TaskCell};
 
@@ -71,13 +77,14 @@ pub(crate) trait Control: Body {
     /// Adds `other` to this actor's links, unless it has stopped (then
     /// returns its stop reason).
     fn add_link(&self, other: ActorRef) -> Result<(), StopReason>;
-    /// Removes `id` from this actor's links.
-    fn remove_link(&self, id: ActorId);
+    /// Removes `id` from this actor's links; whether it was there.
+    fn remove_link(&self, id: ActorId) -> bool;
     /// Adds `watcher` to those told when this actor stops, unless it has
     /// stopped (then returns its stop reason).
     fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason>;
-    /// Marks the actor killed; false if it has stopped.
-    fn mark_killed(&self) -> bool;
+    /// Marks the actor killed; false if it has stopped or was killed
+    /// already.
+    fn mark_killed(&self, kill: Kill) -> bool;
     /// Adds `fiber` to those woken when the actor stops, unless it has
     /// stopped (then returns its stop reason).
     fn add_joiner(&self, fiber: Fiber) -> Option<StopReason>;
@@ -104,9 +111,10 @@ impl ActorRef {
         crate::sched::wake_by(&task.header, || task.clone());
     }
 
-    /// `Addr::kill`.
-    pub(crate) fn kill(&self) {
-        if self.0.body.mark_killed() {
+    /// `Addr::kill`, or (`Kill::BySupervisor`) a supervisor stopping its
+    /// child.
+    pub(crate) fn kill(&self, kill: Kill) {
+        if self.0.body.mark_killed(kill) {
             self.wake();
         }
     }
@@ -139,6 +147,9 @@ pub(crate) struct Relations {
     pub(crate) names: Vec<String>,
     /// Fibers (or threads) waiting in `Addr::join`.
     pub(crate) joiners: Vec<Fiber>,
-    /// Set when the actor stops, for late links, monitors and joins.
+    /// Set when the actor stops, for late links and monitors.
     pub(crate) stopped: Option<StopReason>,
+    /// Set when the stop is over (names released, links and monitors
+    /// told): from then on `join` returns at once.
+    pub(crate) finished: bool,
 }

@@ -3,9 +3,11 @@
 //! room in a bounded mailbox, all behind one short lock.
 //!
 //! Everything an idle actor keeps lives here, so it is small: a
-//! `VecDeque` that allocates on the first message, and boxes, made on
-//! first use, for the rarer parts (relations, waiting senders). The actor
-//! drains a batch under one lock and handles it outside the lock.
+//! `VecDeque` that allocates when a message arrives and hands its buffer
+//! to the actor's batch when the actor takes the whole queue (so an idle
+//! actor holds no buffer), and boxes, made on first use, for the rarer
+//! parts (relations, waiting senders). The actor takes a batch under one
+//! lock and handles it outside the lock.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -14,6 +16,7 @@ use super::link::Relations;
 use super::{ActorId, StopReason};
 use crate::fiber::Fiber;
 use crate::loom::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// What arrives in a mailbox.
 pub(crate) enum Envelope<M> {
@@ -23,27 +26,39 @@ pub(crate) enum Envelope<M> {
     Signal(Signal),
 }
 
-/// System signals, delivered in order with the messages.
+/// System signals, delivered in order with the messages. The rare ones
+/// are boxed, so that an envelope is no bigger than the message type
+/// needs (a `StopReason` inline made every envelope 48 bytes).
 #[derive(Debug)]
 pub(crate) enum Signal {
     /// `Addr::stop`: stop after the messages sent before it.
     Stop,
     /// A linked actor stopped with this reason.
-    Exit(ActorId, StopReason),
+    Exit(Box<(ActorId, StopReason)>),
     /// A monitored actor stopped with this reason.
-    Down(ActorId, StopReason),
+    Down(Box<(ActorId, StopReason)>),
 }
+
+/// Who killed an actor: the reason it stops with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kill {
+    /// `Addr::kill`: [`StopReason::Killed`].
+    ByKill = 1,
+    /// Its supervisor stopped it: [`StopReason::Supervisor`].
+    BySupervisor = 2,
+}
+
+const NOT_KILLED: u8 = 0;
 
 /// The state behind the mailbox's lock.
 pub(crate) struct Inner<M> {
     pub(crate) queue: VecDeque<Envelope<M>>,
     /// Closed when the actor stops: sends fail from then on.
     pub(crate) closed: bool,
-    /// Set by `Addr::kill`: stop before handling anything else.
-    pub(crate) killed: bool,
     /// For a bounded mailbox, its capacity (0: unbounded).
     capacity: u32,
-    /// Messages (not signals) in the queue, for the bound.
+    /// Messages (not signals) in the queue of a bounded mailbox.
     messages: u32,
     /// Senders parked until a bounded mailbox has room.
     #[allow(
@@ -53,11 +68,45 @@ pub(crate) struct Inner<M> {
     waiting_senders: Option<Box<VecDeque<Fiber>>>,
     /// Links, monitors, registered names, stop waiters; made on first use.
     pub(crate) relations: Option<Box<Relations>>,
+    /// How the actor stopped, for an actor that stopped without a
+    /// relations box and for a reason without a payload (see
+    /// [`record_stop`](Self::record_stop)); 0 until then. Fits in padding.
+    ended: u8,
+}
+
+/// `Inner::ended`: the stop is over (set with the reason's code).
+const ENDED_FINISHED: u8 = 0x80;
+
+/// The code of a reason without a payload, for `Inner::ended`.
+fn reason_code(reason: &StopReason) -> Option<u8> {
+    match reason {
+        StopReason::Normal => Some(1),
+        StopReason::Killed => Some(2),
+        StopReason::Supervisor => Some(3),
+        StopReason::Shutdown => Some(4),
+        _ => None,
+    }
+}
+
+fn reason_of(code: u8) -> Option<StopReason> {
+    match code & !ENDED_FINISHED {
+        1 => Some(StopReason::Normal),
+        2 => Some(StopReason::Killed),
+        3 => Some(StopReason::Supervisor),
+        4 => Some(StopReason::Shutdown),
+        _ => None,
+    }
 }
 
 /// See the module doc.
 pub(crate) struct Mailbox<M> {
     inner: Mutex<Inner<M>>,
+    /// Set by `Addr::kill`, or by a supervisor stopping its child (under
+    /// the lock, while open; the first kill wins): stop before handling
+    /// anything else, with the [`Kill`] it holds. Outside the lock so that
+    /// the actor can look at it before each envelope of a batch without
+    /// taking the lock.
+    killed: AtomicU8,
 }
 
 /// Why a message was not delivered.
@@ -72,14 +121,15 @@ impl<M> Mailbox<M> {
     /// A mailbox; `capacity` 0 means unbounded.
     pub(crate) fn new(capacity: u32) -> Mailbox<M> {
         Mailbox {
+            killed: AtomicU8::new(NOT_KILLED),
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 closed: false,
-                killed: false,
                 capacity,
                 messages: 0,
                 waiting_senders: None,
                 relations: None,
+                ended: 0,
             }),
         }
     }
@@ -97,8 +147,10 @@ impl<M> Mailbox<M> {
         if inner.capacity != 0 && inner.messages >= inner.capacity {
             return Err(Refused::Full(msg));
         }
-        inner.queue.push_back(Envelope::Message(msg));
-        inner.messages += 1;
+        inner.push(Envelope::Message(msg));
+        if inner.capacity != 0 {
+            inner.messages += 1;
+        }
         Ok(())
     }
 
@@ -109,7 +161,7 @@ impl<M> Mailbox<M> {
         if inner.closed {
             return false;
         }
-        inner.queue.push_back(Envelope::Signal(signal));
+        inner.push(Envelope::Signal(signal));
         true
     }
 
@@ -127,19 +179,65 @@ impl<M> Mailbox<M> {
         true
     }
 
-    /// Moves up to `max` envelopes into `batch`; returns whether the actor
-    /// was killed. Wakes senders waiting for room.
-    pub(crate) fn take_batch(&self, batch: &mut VecDeque<Envelope<M>>, max: usize) -> bool {
+    /// Whether anything waits for the actor: an envelope, or a kill.
+    pub(crate) fn has_work(&self) -> bool {
+        let inner = self.lock();
+        !inner.queue.is_empty() || self.killed().is_some()
+    }
+
+    /// Marks the actor killed; false if it has stopped (or was killed
+    /// already: the first kill's reason stands).
+    pub(crate) fn kill(&self, kill: Kill) -> bool {
+        let inner = self.lock();
+        if inner.closed {
+            return false;
+        }
+        // Release: pairs with the Acquire in `killed` (the flag carries no
+        // data, but a kill seen is a kill that happened before).
+        self.killed
+            .compare_exchange(NOT_KILLED, kill as u8, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Why the actor must stop at once, if it was killed.
+    pub(crate) fn killed(&self) -> Option<StopReason> {
+        match self.killed.load(Ordering::Acquire) {
+            NOT_KILLED => None,
+            k if k == Kill::BySupervisor as u8 => Some(StopReason::Supervisor),
+            _ => Some(StopReason::Killed),
+        }
+    }
+
+    /// Moves up to `max` envelopes into `batch` (which must be empty);
+    /// returns why, if the actor was killed. Wakes senders waiting for
+    /// room. The caller checks [`killed`](Self::killed) again before each
+    /// envelope.
+    ///
+    /// When the whole queue fits, its buffer moves into `batch` with it,
+    /// and the mailbox is left with none: an idle actor keeps no buffer
+    /// (a `VecDeque` keeps its capacity when drained, which cost every
+    /// actor that had ever had a message about 200 bytes).
+    pub(crate) fn take_batch(
+        &self,
+        batch: &mut VecDeque<Envelope<M>>,
+        max: usize,
+    ) -> Option<StopReason> {
+        debug_assert!(batch.is_empty(), "take_batch fills an empty batch");
         let mut inner = self.lock();
         let n = inner.queue.len().min(max);
-        let before = batch.len();
-        batch.extend(inner.queue.drain(..n));
-        let taken = batch
-            .range(before..)
-            .filter(|e| matches!(e, Envelope::Message(_)))
-            .count();
-        inner.messages -= taken as u32;
-        let killed = inner.killed;
+        if n == inner.queue.len() {
+            std::mem::swap(batch, &mut inner.queue);
+        } else {
+            batch.extend(inner.queue.drain(..n));
+        }
+        if inner.capacity != 0 {
+            let taken = batch
+                .iter()
+                .filter(|e| matches!(e, Envelope::Message(_)))
+                .count();
+            inner.messages -= taken as u32;
+        }
+        let killed = self.killed();
         let woken = if n > 0 {
             inner
                 .waiting_senders
@@ -157,6 +255,78 @@ impl<M> Mailbox<M> {
 }
 
 impl<M> Inner<M> {
+    fn push(&mut self, envelope: Envelope<M>) {
+        if self.queue.capacity() == 0 {
+            // An idle actor has no buffer (see `take_batch`); most get one
+            // envelope at a time, so make room for exactly one (a
+            // `VecDeque` would make room for four).
+            self.queue.reserve_exact(1);
+        }
+        self.queue.push_back(envelope);
+    }
+
+    /// Records why the actor stopped (late links, monitors and joins get
+    /// it), and takes the links, monitors and names to tell. Most actors
+    /// stop with no relations box and a reason without a payload: the
+    /// reason then goes in a byte instead of a new box (a stopped actor's
+    /// `Addr` may be kept for long; a box per actor made stopping a
+    /// million of them cost 144 MB).
+    pub(crate) fn record_stop(
+        &mut self,
+        reason: &StopReason,
+    ) -> (
+        Vec<super::link::ActorRef>,
+        Vec<super::link::ActorRef>,
+        Vec<String>,
+    ) {
+        if self.relations.is_none()
+            && let Some(code) = reason_code(reason)
+        {
+            self.ended = code;
+            return Default::default();
+        }
+        let relations = self.relations.get_or_insert_with(Default::default);
+        relations.stopped = Some(reason.clone());
+        (
+            std::mem::take(&mut relations.links),
+            std::mem::take(&mut relations.monitors),
+            std::mem::take(&mut relations.names),
+        )
+    }
+
+    /// Marks the stop over (joins return at once from now on) and takes
+    /// the joiners to wake.
+    pub(crate) fn finish_stop(&mut self, reason: &StopReason) -> Vec<Fiber> {
+        match self.relations.as_mut() {
+            Some(relations) => {
+                // Made by a join that came after `record_stop`.
+                relations.stopped.get_or_insert_with(|| reason.clone());
+                relations.finished = true;
+                std::mem::take(&mut relations.joiners)
+            }
+            None => {
+                self.ended |= ENDED_FINISHED;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Why the actor stopped, once that is recorded.
+    pub(crate) fn stop_reason(&self) -> Option<StopReason> {
+        match &self.relations {
+            Some(relations) if relations.stopped.is_some() => relations.stopped.clone(),
+            _ => reason_of(self.ended),
+        }
+    }
+
+    /// Whether the stop is over (see `finish_stop`).
+    pub(crate) fn stop_finished(&self) -> bool {
+        match &self.relations {
+            Some(relations) => relations.finished,
+            None => self.ended & ENDED_FINISHED != 0,
+        }
+    }
+
     /// Takes the senders waiting for room (the actor stopped).
     pub(crate) fn drain_waiting_senders(&mut self) -> Vec<crate::fiber::Fiber> {
         self.waiting_senders

@@ -34,11 +34,11 @@
 //! *idle*: it holds no stack and sits in no queue, so it costs its task
 //! header, its mailbox and its state (see the README for the figure). A
 //! message wakes it; any worker may then take it, give it a pooled stack,
-//! and run it for a batch of up to 64 messages, after which it gives the
-//! stack back (and, if more messages wait, queues itself again behind the
-//! other work). A handler may block as any fiber does (socket I/O,
-//! `sleep`, waiting for another actor): only then does the actor keep its
-//! stack while it waits.
+//! and run it for a batch of up to 64 messages; if more wait, it yields
+//! to the other work queued on that worker before the next batch, and
+//! once its mailbox is empty it gives the stack back. A handler may block
+//! as any fiber does (socket I/O, `sleep`, waiting for another actor):
+//! only then does the actor keep its stack while it waits.
 //!
 //! Messages from one sender to one actor are handled in the order sent.
 //!
@@ -102,8 +102,9 @@ pub trait Actor: Send + Sized + 'static {
     fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<Self>);
 
     /// Runs once, when the actor stops, whatever the reason (see the
-    /// module doc for runtime shutdown). Messages still queued are dropped
-    /// after it.
+    /// module doc for runtime shutdown). The mailbox is closed by then
+    /// (sends to the actor fail); messages still queued are dropped after
+    /// it.
     fn stopped(&mut self, reason: &StopReason, ctx: &mut Context<Self>) {
         let _ = (reason, ctx);
     }

@@ -8,7 +8,9 @@
 //! up: it stops its children and stops itself with
 //! [`StopReason::Supervisor`], which its own links (its supervisor) see.
 //! A supervisor that stops for any reason stops its children first, in
-//! reverse start order.
+//! reverse start order; a child the supervisor stops (then, or to restart
+//! it with others) stops before handling anything else, with
+//! [`StopReason::Supervisor`].
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::link::{ActorRef, StopReason};
+use super::mailbox::Kill;
 use super::{Actor, ActorId, Addr, Context};
 
 /// Which children restart when one stops and must be restarted.
@@ -278,11 +281,12 @@ impl SupervisorActor {
     }
 
     /// Stops child `index` (unlinked first, so its exit is not taken for a
-    /// failure) and waits for it.
+    /// failure) and waits for it. The child stops before handling anything
+    /// else, with [`StopReason::Supervisor`].
     fn stop_child(&mut self, index: usize, ctx: &mut Context<Self>) {
         if let Some(child) = self.children.get_mut(index).and_then(Option::take) {
             ctx.unlink_ref(&child);
-            child.kill();
+            child.kill(Kill::BySupervisor);
             child.join();
         }
         let mut directory = self.directory.lock().unwrap_or_else(|e| e.into_inner());
@@ -329,9 +333,10 @@ impl Actor for SupervisorActor {
 
     fn linked_exit(&mut self, from: ActorId, reason: &StopReason, ctx: &mut Context<Self>) {
         let Some(index) = self.index_of(from) else {
-            // Not a child (our parent, say): an abnormal exit stops us.
+            // Not a child (our parent, say): an abnormal exit stops us, as
+            // it would stop an actor that does not trap exits.
             if reason.is_abnormal() {
-                ctx.stop();
+                ctx.stop_with(StopReason::Linked(from));
             }
             return;
         };
@@ -348,7 +353,9 @@ impl Actor for SupervisorActor {
             return;
         }
         if !self.allow_restart() {
-            ctx.stop();
+            // Too many restarts: give up. Our links (a parent supervisor)
+            // see an abnormal stop.
+            ctx.stop_with(StopReason::Supervisor);
             return;
         }
         let affected: Vec<usize> = match self.strategy {
