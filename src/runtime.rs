@@ -296,6 +296,11 @@ impl Drop for Runtime {
         }
         shared.drain_injector();
         shared.blocking.shutdown();
+        // The workers' stack caches went back to the pools when their
+        // threads exited. A handle or an actor's `Addr` may keep `Shared`
+        // (and so the pools) alive long after this: give their memory back
+        // now, keeping only the address space.
+        shared.trim_pools();
     }
 }
 

@@ -224,6 +224,15 @@ impl Shared {
         !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
     }
 
+    /// Gives every idle stack's memory back to the kernel (the runtime has
+    /// shut down: none will be used again).
+    pub(crate) fn trim_pools(&self) {
+        self.pool.trim();
+        for pool in self.other_pools.lock().iter() {
+            pool.trim();
+        }
+    }
+
     /// The pool for fibers whose stacks are `size` bytes (the runtime's
     /// own when `size` rounds to its size).
     pub(crate) fn pool_for(&self, size: usize) -> Result<StackPool, StackError> {
