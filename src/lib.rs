@@ -4,9 +4,33 @@
 //! switched by a few lines of weft's own assembly. A fiber blocks the way a
 //! thread does, but blocking only parks the fiber.
 //!
-//! The map of the layers is `DESIGN.md`; this crate grows bottom-up:
-//! `stack_pool` (guard-paged, pooled stacks), `arch` (the context switch)
-//! and `coroutine` (the low-level asymmetric coroutine) come first.
+//! ```
+//! use weft::chan;
+//!
+//! let total = weft::run(|| {
+//!     let (tx, rx) = chan::bounded(16);
+//!     for i in 0..4u64 {
+//!         let tx = tx.clone();
+//!         weft::spawn(move || tx.send(i * 10).unwrap());
+//!     }
+//!     drop(tx);
+//!     rx.iter().sum::<u64>()
+//! });
+//! assert_eq!(total, 60);
+//! ```
+//!
+//! The layers, bottom-up (the map is `DESIGN.md`; the README has the
+//! measurements):
+//!
+//! - [`stack_pool`]: guard-paged, pooled, recycled stacks;
+//! - `arch` and [`coroutine`]: the context switch and the low-level
+//!   asymmetric coroutine;
+//! - [`Runtime`], [`spawn`], [`fiber`]: the M:N scheduler (work-stealing
+//!   workers, park/unpark, timers, [`blocking`]);
+//! - [`sync`], [`chan`], [`select!`], [`block_on`]: fiber-aware locks,
+//!   channels and the bridge to `Future`s;
+//! - [`net`]: std-like TCP, UDP and Unix sockets on the runtime's reactor;
+//! - [`actor`]: actors with mailboxes, links, monitors and supervisors.
 
 #![deny(unsafe_op_in_unsafe_fn, unused_must_use)]
 #![warn(
