@@ -27,8 +27,11 @@
 //! `workloads.rs`.
 
 mod may_peer;
+mod net_load;
+mod net_peers;
 mod report;
 mod runner;
+mod sync_peers;
 mod tokio_peer;
 mod weft_peer;
 mod workloads;
@@ -170,17 +173,18 @@ fn smoke(workloads: &[&'static Workload]) -> ExitCode {
             workers: w.workers(2),
             size: w.smoke_size,
             reps: 1,
+            quick: true,
         };
         match (w.weft)(&params) {
             Ok(m) => println!(
-                "  {:<12} size {:>6}: ok, {:.1} {}",
+                "  {:<14} size {:>7}: ok, {:.1} {}",
                 w.name,
                 w.smoke_size,
                 m.median(),
                 w.unit.label()
             ),
             Err(err) => {
-                println!("  {:<12} size {:>6}: FAILED: {err}", w.name, w.smoke_size);
+                println!("  {:<14} size {:>7}: FAILED: {err}", w.name, w.smoke_size);
                 failed += 1;
             }
         }

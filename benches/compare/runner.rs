@@ -23,6 +23,7 @@ pub(crate) fn child_main(peer: Peer, workload: &Workload, opts: &Options) -> Exi
         workers: workload.workers(opts.workers),
         size: opts.size.unwrap_or(workload.size),
         reps: opts.reps.unwrap_or(workload.reps),
+        quick: false,
     };
     match (workload.run_fn(peer))(&params) {
         Ok(mut m) => {
