@@ -26,9 +26,11 @@
 //! The workloads, their sizes and the per-peer functions are the table in
 //! `workloads.rs`.
 
+mod actor_peers;
 mod may_peer;
 mod net_load;
 mod net_peers;
+mod ractor_peer;
 mod report;
 mod runner;
 mod sync_peers;
@@ -61,7 +63,7 @@ fn usage() -> String {
     let names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
     format!(
         "usage: compare [--bench] [--workers N] [--only W1,W2] [--peers P1,P2] [--timeout SECS] [--reps R] [--size S]\n\
-         workloads: {}\npeers: weft, tokio, may",
+         workloads: {}\npeers: weft, tokio, may, ractor (actor rows only)",
         names.join(", ")
     )
 }

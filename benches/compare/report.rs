@@ -7,14 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Options;
 use crate::may_peer;
-use crate::net_load;
 use crate::workloads::{Extra, Measurement, Peer, Workload};
+use crate::{net_load, ractor_peer};
 
 /// How one (peer, workload) child ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Ok(Measurement),
     Failed(String),
+    /// The peer has no such workload (ractor outside the actor rows).
+    Absent,
 }
 
 /// One workload's outcomes, in peer order.
@@ -50,7 +52,8 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
     println!(
         "method:    each (peer, workload) in its own child process (time limit {} s); the child times the workload \
          only (Instant around it: no process or runtime start) and reports the MEDIAN of its repetitions, all in \
-         one runtime (the first, cold one included); parked_rss is one measurement",
+         one runtime (the first, cold one included); parked_rss and actor_idle_rss are one measurement each; \
+         echo_100 and http_hello: one sample per timed stretch of load",
         opts.timeout.as_secs()
     );
     if let Ok(exe) = std::env::current_exe() {
@@ -75,6 +78,7 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
         "  may:   {}; the workload runs in a root coroutine",
         may_peer::settings()
     );
+    println!("  ractor: {}", ractor_peer::settings());
     println!(
         "load generator (echo_100, http_hello): {}",
         net_load::description()
@@ -113,6 +117,7 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
             cells.push(match outcome {
                 Outcome::Ok(m) => figure(m.median()),
                 Outcome::Failed(why) => truncate(&format!("failed: {why}"), 80),
+                Outcome::Absent => "-".to_owned(),
             });
         }
         if with_weft {
@@ -186,6 +191,7 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
                     );
                 }
                 Outcome::Failed(why) => println!("  {label:<22} failed: {why}"),
+                Outcome::Absent => {}
             }
         }
     }

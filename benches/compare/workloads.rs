@@ -3,14 +3,14 @@
 //!
 //! Adding a workload: write one function per peer with the signature
 //! [`RunFn`] (the scheduler rows are in `weft_peer.rs`, `tokio_peer.rs` and
-//! `may_peer.rs`; channels in `sync_peers.rs`, sockets in `net_peers.rs`),
-//! and add a row to
+//! `may_peer.rs`; channels in `sync_peers.rs`, sockets in `net_peers.rs`,
+//! actors in `actor_peers.rs` and `ractor_peer.rs`), and add a row to
 //! [`WORKLOADS`]. The runner, the child protocol, the table and the smoke
 //! test pick it up from there.
 
 use std::fmt;
 
-use crate::{may_peer, net_peers, sync_peers, tokio_peer, weft_peer};
+use crate::{actor_peers, may_peer, net_peers, ractor_peer, sync_peers, tokio_peer, weft_peer};
 
 /// A runtime weft is compared with (or weft itself).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -18,16 +18,19 @@ pub(crate) enum Peer {
     Weft,
     Tokio,
     May,
+    /// An actor library on tokio: only the actor rows.
+    Ractor,
 }
 
 impl Peer {
-    pub(crate) const ALL: [Peer; 3] = [Peer::Weft, Peer::Tokio, Peer::May];
+    pub(crate) const ALL: [Peer; 4] = [Peer::Weft, Peer::Tokio, Peer::May, Peer::Ractor];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Peer::Weft => "weft",
             Peer::Tokio => "tokio",
             Peer::May => "may",
+            Peer::Ractor => "ractor",
         }
     }
 
@@ -185,14 +188,18 @@ pub(crate) struct Workload {
     pub(crate) weft: RunFn,
     pub(crate) tokio: RunFn,
     pub(crate) may: RunFn,
+    /// Only the actor rows have a ractor side.
+    pub(crate) ractor: Option<RunFn>,
 }
 
 impl Workload {
-    pub(crate) fn run_fn(&self, peer: Peer) -> RunFn {
+    /// The peer's function; `None` where the peer has no such workload.
+    pub(crate) fn run_fn(&self, peer: Peer) -> Option<RunFn> {
         match peer {
-            Peer::Weft => self.weft,
-            Peer::Tokio => self.tokio,
-            Peer::May => self.may,
+            Peer::Weft => Some(self.weft),
+            Peer::Tokio => Some(self.tokio),
+            Peer::May => Some(self.may),
+            Peer::Ractor => self.ractor,
         }
     }
 
@@ -240,6 +247,7 @@ const fn ring(name: &'static str, n: u64) -> Workload {
         weft: sync_peers::ring_weft,
         tokio: sync_peers::ring_tokio,
         may: sync_peers::ring_may,
+        ractor: None,
     }
 }
 
@@ -257,6 +265,7 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: weft_peer::spawn_join,
         tokio: tokio_peer::spawn_join,
         may: may_peer::spawn_join,
+        ractor: None,
     },
     Workload {
         name: "yield_1w",
@@ -270,6 +279,7 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: weft_peer::yield_pair,
         tokio: tokio_peer::yield_pair,
         may: may_peer::yield_pair,
+        ractor: None,
     },
     Workload {
         name: "yield",
@@ -283,6 +293,7 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: weft_peer::yield_pair,
         tokio: tokio_peer::yield_pair,
         may: may_peer::yield_pair,
+        ractor: None,
     },
     Workload {
         name: "skynet",
@@ -296,6 +307,7 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: weft_peer::skynet,
         tokio: tokio_peer::skynet,
         may: may_peer::skynet,
+        ractor: None,
     },
     Workload {
         name: "parked_rss",
@@ -309,6 +321,7 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: weft_peer::parked_rss,
         tokio: tokio_peer::parked_rss,
         may: may_peer::parked_rss,
+        ractor: None,
     },
     Workload {
         name: "ping_pong",
@@ -322,6 +335,7 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: sync_peers::ping_pong_weft,
         tokio: sync_peers::ping_pong_tokio,
         may: sync_peers::ping_pong_may,
+        ractor: None,
     },
     ring("ring_10k", 10_000),
     ring("ring_100k", 100_000),
@@ -338,6 +352,7 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: net_peers::echo_weft,
         tokio: net_peers::echo_tokio,
         may: net_peers::echo_may,
+        ractor: None,
     },
     Workload {
         name: "http_hello",
@@ -351,6 +366,49 @@ pub(crate) static WORKLOADS: &[Workload] = &[
         weft: net_peers::http_weft,
         tokio: net_peers::http_tokio,
         may: net_peers::http_may,
+        ractor: None,
+    },
+    Workload {
+        name: "actor_idle_rss",
+        what: "N actors spawned, sent one message each (handled), then idle: (RSS idle - RSS before) / N (state: a u64; the driver keeps each address, 8 B)",
+        unit: Unit::BytesPer("actor"),
+        workers: Workers::Default,
+        size: 1_000_000,
+        smoke_size: 1_000,
+        reps: 1,
+        extras: &[PEAK_RSS],
+        weft: actor_peers::idle_rss_weft,
+        tokio: actor_peers::idle_rss_tokio,
+        may: actor_peers::idle_rss_may,
+        ractor: Some(ractor_peer::idle_rss),
+    },
+    Workload {
+        name: "actor_ring_1m",
+        what: "N actors in a ring (weft Addr::send, tokio task + unbounded mpsc, may coroutine + mpsc, ractor cast), a token passed on, 2,000,000/N laps; time / hops",
+        unit: Unit::NsPer("hop"),
+        workers: Workers::Default,
+        size: 1_000_000,
+        smoke_size: 1_000,
+        reps: 3,
+        extras: &[PEAK_RSS],
+        weft: actor_peers::ring_weft,
+        tokio: actor_peers::ring_tokio,
+        may: actor_peers::ring_may,
+        ractor: Some(ractor_peer::ring),
+    },
+    Workload {
+        name: "actor_ask",
+        what: "request/reply to one actor from the root (weft Addr::ask, tokio mpsc + oneshot, may mpsc + reply channel, ractor call), N in a row; time / N",
+        unit: Unit::NsPer("rt"),
+        workers: Workers::Default,
+        size: 1_000_000,
+        smoke_size: 10_000,
+        reps: 5,
+        extras: &[],
+        weft: actor_peers::ask_weft,
+        tokio: actor_peers::ask_tokio,
+        may: actor_peers::ask_may,
+        ractor: Some(ractor_peer::ask),
     },
 ];
 
