@@ -40,7 +40,9 @@ impl Row {
 }
 
 pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
-    println!("weft compare: weft beside tokio and may, same worker count, same run");
+    println!(
+        "weft compare: weft beside tokio and may (and ractor on the actor rows), same worker count, same run"
+    );
     println!("date:      {}", utc_now());
     println!("machine:   {}", machine());
     println!("load:      {} before the first child", load(true));
@@ -72,7 +74,7 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
         "  tokio: runtime::Builder::new_multi_thread().worker_threads(N) (multi-thread also for 1 worker: the \
          current-thread runtime is another scheduler), defaults otherwise (event_interval 61, \
          global_queue_interval self-tuning, LIFO slot on); the workload runs in a task spawned from block_on, on \
-         a worker"
+         a worker; enable_io() for the socket rows"
     );
     println!(
         "  may:   {}; the workload runs in a root coroutine",
