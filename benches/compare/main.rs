@@ -26,9 +26,14 @@
 //! The workloads, their sizes and the per-peer functions are the table in
 //! `workloads.rs`.
 
+mod actor_peers;
 mod may_peer;
+mod net_load;
+mod net_peers;
+mod ractor_peer;
 mod report;
 mod runner;
+mod sync_peers;
 mod tokio_peer;
 mod weft_peer;
 mod workloads;
@@ -58,7 +63,7 @@ fn usage() -> String {
     let names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
     format!(
         "usage: compare [--bench] [--workers N] [--only W1,W2] [--peers P1,P2] [--timeout SECS] [--reps R] [--size S]\n\
-         workloads: {}\npeers: weft, tokio, may",
+         workloads: {}\npeers: weft, tokio, may, ractor (actor rows only)",
         names.join(", ")
     )
 }
@@ -170,17 +175,18 @@ fn smoke(workloads: &[&'static Workload]) -> ExitCode {
             workers: w.workers(2),
             size: w.smoke_size,
             reps: 1,
+            quick: true,
         };
         match (w.weft)(&params) {
             Ok(m) => println!(
-                "  {:<12} size {:>6}: ok, {:.1} {}",
+                "  {:<14} size {:>7}: ok, {:.1} {}",
                 w.name,
                 w.smoke_size,
                 m.median(),
                 w.unit.label()
             ),
             Err(err) => {
-                println!("  {:<12} size {:>6}: FAILED: {err}", w.name, w.smoke_size);
+                println!("  {:<14} size {:>7}: FAILED: {err}", w.name, w.smoke_size);
                 failed += 1;
             }
         }

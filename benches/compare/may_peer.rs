@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use may::coroutine::JoinHandle;
 
 use crate::workloads::{
-    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, same_thread_note,
+    Measurement, Params, SKYNET_DIV, ns_per, parked_measurement, rss_bytes, same_thread_note,
     skynet_expected, thread_id,
 };
 
@@ -32,7 +32,7 @@ pub(crate) fn settings() -> String {
 }
 
 /// Spawns a coroutine with may's default settings.
-fn go<F, T>(f: F) -> JoinHandle<T>
+pub(crate) fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -51,13 +51,13 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "a panic with a non-string payload".to_owned())
 }
 
-fn join<T>(h: JoinHandle<T>) -> Result<T, String> {
+pub(crate) fn join<T>(h: JoinHandle<T>) -> Result<T, String> {
     h.join()
         .map_err(|payload| format!("panicked: {}", panic_message(&*payload)))
 }
 
 /// Runs `work` in a root coroutine and returns its result.
-fn on_runtime<F>(p: &Params, work: F) -> Result<Measurement, String>
+pub(crate) fn on_runtime<F>(p: &Params, work: F) -> Result<Measurement, String>
 where
     F: FnOnce() -> Result<Measurement, String> + Send + 'static,
 {
@@ -68,10 +68,6 @@ where
         may::config().get_stack_size() * size_of::<usize>() / 1024
     ));
     Ok(m)
-}
-
-fn ns_per(elapsed: Duration, n: u64) -> f64 {
-    elapsed.as_nanos() as f64 / n as f64
 }
 
 pub(crate) fn spawn_join(p: &Params) -> Result<Measurement, String> {

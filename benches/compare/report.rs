@@ -7,13 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Options;
 use crate::may_peer;
-use crate::workloads::{Measurement, Peer, Workload};
+use crate::workloads::{Extra, Measurement, Peer, Workload};
+use crate::{net_load, ractor_peer};
 
 /// How one (peer, workload) child ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Ok(Measurement),
     Failed(String),
+    /// The peer has no such workload (ractor outside the actor rows).
+    Absent,
 }
 
 /// One workload's outcomes, in peer order.
@@ -24,16 +27,22 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    fn figure(&self, peer: Peer) -> Option<f64> {
+    /// The peer's figure: the row's own (`extra` None) or a second one.
+    fn figure(&self, peer: Peer, extra: Option<Extra>) -> Option<f64> {
         self.outcomes.iter().find_map(|(p, o)| match o {
-            Outcome::Ok(m) if *p == peer => Some(m.median()),
+            Outcome::Ok(m) if *p == peer => match extra {
+                None => Some(m.median()),
+                Some(extra) => extra.find(&m.notes),
+            },
             _ => None,
         })
     }
 }
 
 pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
-    println!("weft compare: weft beside tokio and may, same worker count, same run");
+    println!(
+        "weft compare: weft beside tokio and may (and ractor on the actor rows), same worker count, same run"
+    );
     println!("date:      {}", utc_now());
     println!("machine:   {}", machine());
     println!("load:      {} before the first child", load(true));
@@ -45,7 +54,8 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
     println!(
         "method:    each (peer, workload) in its own child process (time limit {} s); the child times the workload \
          only (Instant around it: no process or runtime start) and reports the MEDIAN of its repetitions, all in \
-         one runtime (the first, cold one included); parked_rss is one measurement",
+         one runtime (the first, cold one included); parked_rss and actor_idle_rss are one measurement each; \
+         echo_100 and http_hello: one sample per timed stretch of load",
         opts.timeout.as_secs()
     );
     if let Ok(exe) = std::env::current_exe() {
@@ -64,17 +74,22 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
         "  tokio: runtime::Builder::new_multi_thread().worker_threads(N) (multi-thread also for 1 worker: the \
          current-thread runtime is another scheduler), defaults otherwise (event_interval 61, \
          global_queue_interval self-tuning, LIFO slot on); the workload runs in a task spawned from block_on, on \
-         a worker"
+         a worker; enable_io() for the socket rows"
     );
     println!(
         "  may:   {}; the workload runs in a root coroutine",
         may_peer::settings()
     );
+    println!("  ractor: {}", ractor_peer::settings());
+    println!(
+        "load generator (echo_100, http_hello): {}",
+        net_load::description()
+    );
     println!("workloads:");
     for w in workloads {
         let size = opts.size.unwrap_or(w.size);
         let overridden = if opts.size.is_some() { " (--size)" } else { "" };
-        println!("  {:<11} N={size:<10} {}{overridden}", w.name, w.what);
+        println!("  {:<14} N={size:<10} {}{overridden}", w.name, w.what);
     }
     if opts.reps.is_some() {
         println!("repetitions overridden by --reps");
@@ -94,26 +109,33 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
     let mut lines = vec![head];
     for row in rows {
         let w = row.workload;
-        let mut cells = vec![
-            w.name.to_owned(),
-            w.workers(opts.workers).to_string(),
-            w.unit.label(),
-        ];
+        let unit = if w.unit.higher_is_better() {
+            format!("{} (↑)", w.unit.label())
+        } else {
+            w.unit.label()
+        };
+        let mut cells = vec![w.name.to_owned(), w.workers(opts.workers).to_string(), unit];
         for (_, outcome) in &row.outcomes {
             cells.push(match outcome {
                 Outcome::Ok(m) => figure(m.median()),
                 Outcome::Failed(why) => truncate(&format!("failed: {why}"), 80),
+                Outcome::Absent => "-".to_owned(),
             });
         }
         if with_weft {
-            for &peer in &others {
-                cells.push(match (row.figure(Peer::Weft), row.figure(peer)) {
-                    (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-                    _ => "n/a".to_owned(),
-                });
-            }
+            cells.extend(ratios(row, &others, None));
         }
         lines.push(cells);
+        for &extra in w.extras {
+            let mut cells = vec![extra.label.to_owned(), String::new(), extra.unit.to_owned()];
+            for &(peer, _) in &row.outcomes {
+                cells.push(row.figure(peer, Some(extra)).map_or("-".to_owned(), figure));
+            }
+            if with_weft {
+                cells.extend(ratios(row, &others, Some(extra)));
+            }
+            lines.push(cells);
+        }
     }
     let columns = lines[0].len();
     let widths: Vec<usize> = (0..columns)
@@ -145,8 +167,10 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
         }
     }
     println!(
-        "ratios: weft's figure / the peer's; below 1.00x weft is faster (times) or smaller (memory). \
-         Figures are medians; every sample is in the details, in run order (the first one is cold)."
+        "ratios: weft's figure / the peer's; below 1.00x weft is faster (times, latencies) or smaller (memory); \
+         for rates, marked (↑): rt/s, req/s, ABOVE 1.00x weft is faster. Figures are medians; every sample is in the \
+         details, in run order (the first one is cold). Indented lines are second figures of the row above, \
+         from the same child: peak RSS is the child's VmHWM, p50/p99 are over every measured round trip."
     );
     println!(
         "load:   {} after the last child (the children's own load included)",
@@ -169,9 +193,23 @@ pub(crate) fn table(rows: &[Row], opts: &Options) {
                     );
                 }
                 Outcome::Failed(why) => println!("  {label:<22} failed: {why}"),
+                Outcome::Absent => {}
             }
         }
     }
+}
+
+/// The weft/peer ratio cells of one line.
+fn ratios(row: &Row, others: &[Peer], extra: Option<Extra>) -> Vec<String> {
+    others
+        .iter()
+        .map(
+            |&peer| match (row.figure(Peer::Weft, extra), row.figure(peer, extra)) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+                _ => "n/a".to_owned(),
+            },
+        )
+        .collect()
 }
 
 /// A figure with about three significant digits.

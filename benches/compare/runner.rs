@@ -23,8 +23,13 @@ pub(crate) fn child_main(peer: Peer, workload: &Workload, opts: &Options) -> Exi
         workers: workload.workers(opts.workers),
         size: opts.size.unwrap_or(workload.size),
         reps: opts.reps.unwrap_or(workload.reps),
+        quick: false,
     };
-    match (workload.run_fn(peer))(&params) {
+    let Some(run) = workload.run_fn(peer) else {
+        eprintln!("{peer} has no {} workload", workload.name);
+        return ExitCode::FAILURE;
+    };
+    match run(&params) {
         Ok(mut m) => {
             if let Some(peak) = peak_rss_kib() {
                 m.notes.push(format!("peak_rss={}MiB", peak / 1024));
@@ -59,6 +64,10 @@ pub(crate) fn compare(workloads: &[&'static Workload], opts: &Options) {
     for &workload in workloads {
         let mut outcomes = Vec::new();
         for &peer in &opts.peers {
+            if workload.run_fn(peer).is_none() {
+                outcomes.push((peer, Outcome::Absent));
+                continue;
+            }
             eprint!("compare: {} on {peer} ... ", workload.name);
             let started = Instant::now();
             let outcome = run_child(peer, workload, opts);
@@ -70,6 +79,7 @@ pub(crate) fn compare(workloads: &[&'static Workload], opts: &Options) {
                     started.elapsed().as_secs_f64()
                 ),
                 Outcome::Failed(why) => eprintln!("failed: {why}"),
+                Outcome::Absent => {}
             }
             outcomes.push((peer, outcome));
         }

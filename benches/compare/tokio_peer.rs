@@ -10,17 +10,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
 use crate::workloads::{
-    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, same_thread_note,
+    Measurement, Params, SKYNET_DIV, ns_per, parked_measurement, rss_bytes, same_thread_note,
     skynet_expected, thread_id,
 };
 
 /// Runs `work` as a task on a fresh runtime and returns its result.
-fn on_runtime<F>(p: &Params, work: F) -> Result<Measurement, String>
+pub(crate) fn on_runtime<F>(p: &Params, work: F) -> Result<Measurement, String>
 where
     F: Future<Output = Result<Measurement, String>> + Send + 'static,
 {
@@ -30,10 +30,6 @@ where
         .map_err(|err| format!("cannot build the runtime: {err}"))?;
     rt.block_on(async move { tokio::spawn(work).await })
         .map_err(|err| format!("root task: {err}"))?
-}
-
-fn ns_per(elapsed: Duration, n: u64) -> f64 {
-    elapsed.as_nanos() as f64 / n as f64
 }
 
 pub(crate) fn spawn_join(p: &Params) -> Result<Measurement, String> {

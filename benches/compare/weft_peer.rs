@@ -8,19 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::workloads::{
-    Measurement, Params, SKYNET_DIV, parked_measurement, rss_bytes, same_thread_note,
+    Measurement, Params, SKYNET_DIV, ns_per, parked_measurement, rss_bytes, same_thread_note,
     skynet_expected, thread_id,
 };
 
-fn runtime(p: &Params) -> Result<weft::Runtime, String> {
+pub(crate) fn runtime(p: &Params) -> Result<weft::Runtime, String> {
     weft::Runtime::builder()
         .workers(p.workers)
         .build()
         .map_err(|err| format!("cannot build the runtime: {err}"))
-}
-
-fn ns_per(elapsed: Duration, n: u64) -> f64 {
-    elapsed.as_nanos() as f64 / n as f64
 }
 
 pub(crate) fn spawn_join(p: &Params) -> Result<Measurement, String> {
