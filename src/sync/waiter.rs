@@ -4,33 +4,44 @@
 //! makes a `Context` (on its own stack; an async receive keeps it in a
 //! box), puts an entry pointing at it ([`CxRef`]) in the queue of what it
 //! waits for (a channel's receivers, a mutex's waiters), and parks until
-//! the context is *selected*. Whoever completes the operation for it (a
-//! sender handing over a value, an unlocker handing over the lock) does,
-//! under the lock of that queue:
+//! the context is *ready*. Whoever completes the operation for it (a
+//! sender handing over a value, an unlocker handing over the lock):
 //!
-//! 1. `try_select(oper)`: a compare-exchange WAITING -> SELECTED(oper). Only
-//!    one party ever wins it; a `select!` registers one context in several
-//!    channels, and the first channel to select it is the one that fires.
-//! 2. the operation's side effect on the waiter's behalf (writes the value
-//!    into the waiter's packet, transfers the lock),
-//! 3. `complete()`: takes a [`Wake`] (a clone of the waiter's fiber handle
-//!    or waker), then sets the READY bit with Release, publishing step 2.
-//!    After READY the selector never touches the context again: the waiter
-//!    may return and its context vanish with its stack frame.
-//! 4. after releasing the queue's lock, `Wake::wake()`: wakes the waiter.
+//! 1. under the lock of that queue, `try_select(oper)`: a compare-exchange
+//!    WAITING -> SELECTED(oper). Only one party ever wins it; a `select!`
+//!    registers one context in several queues, and the first queue to
+//!    select it is the one that fires. The winner pops the entry;
+//! 2. still under the lock, the operation's side effect on the waiter's
+//!    behalf (writes the value into the waiter's packet, transfers the
+//!    lock); `complete()` then turns the entry into a [`Wake`];
+//! 3. after releasing the lock, [`Wake::wake`]: wakes the waiter, and sets
+//!    the READY bit with Release, publishing step 2. For a fiber or a
+//!    thread the wake comes first, so that it can use the waiter's own
+//!    handle in the context (no reference count taken or dropped); for an
+//!    async task READY comes first, under the lock of its waker slot (see
+//!    [`Context::update_waker`]), and the waker is woken after. After READY
+//!    the selector never touches the context again: the waiter may return
+//!    and its context vanish with its stack frame.
 //!
-//! The waiter parks in a loop until it sees READY (Acquire). Giving up (a
-//! timeout, or runtime shutdown) is `try_abort`: WAITING -> ABORTED, which
-//! fails if a party selected the context first; then the operation
-//! happened after all, and the waiter waits for READY, which comes at once
-//! (the selector is between steps 1 and 3, holding a lock, never parked).
+//! The waiter parks in a loop until it sees READY (Acquire). If it sees
+//! SELECTED without READY (a wake arrived before READY, or a spurious one),
+//! its selector is in step 2 or 3, which never park, and READY follows
+//! in a moment: it spins instead of parking. Giving up (a timeout, or
+//! runtime shutdown) is `try_abort`: WAITING -> ABORTED, which fails if a
+//! party selected the context first; then the operation happened after
+//! all, and the waiter waits for READY the same way.
 //!
-//! So a wake-up is never lost (the selector unparks after READY; park keeps
-//! the token), an operation is never done twice for one wait (one CAS
-//! wins), and a timeout racing a hand-off either keeps the value or
-//! reports the timeout, never both and never neither. A late `unpark` that
+//! So a wake-up is never lost (the selector wakes the waiter after its
+//! selection, and a waiter that sees the selection does not park again;
+//! park keeps the token), an operation is never done twice for one wait
+//! (one CAS wins), and a timeout racing a hand-off either keeps the value
+//! or reports the timeout, never both and never neither. A late wake that
 //! lands after the waiter moved on only costs it a spurious return from a
 //! later park, which every park loop tolerates.
+//!
+//! Waking before READY relies on the scheduler's wake never running the
+//! woken fiber before it returns (it queues it): the waiter would spin
+//! against a selector it had suspended.
 //!
 //! # The pointer invariant
 //!
@@ -39,7 +50,11 @@
 //! both under the queue's lock; and a waiter leaves (returns, unwinds, drops
 //! its future) only after it saw READY or aborted and removed every entry
 //! of its context. So a `CxRef` in a queue always points to a live context,
-//! and whoever holds the queue's lock may use it.
+//! and whoever holds the queue's lock may use it; a selector that popped
+//! one may use it until it sets READY. A fiber's context names its task
+//! by a raw pointer: the task outlives the fiber's frames (its home
+//! worker's registry holds it until the body ends), so it lives as long as
+//! the context.
 //!
 //! Unwinding: a fiber parked here when its runtime shuts down is unwound
 //! from the park (see `fiber/current.rs`); [`wait_on`]'s guard then aborts
@@ -68,35 +83,53 @@ const SHIFT: u32 = 2;
 
 /// Who to wake.
 pub(crate) enum Target {
-    /// A fiber, or a plain thread (`Fiber::unpark` unparks it).
+    /// A fiber: its task, uncounted (see the pointer invariant).
     #[cfg(not(loom))]
-    Fiber(crate::fiber::Fiber),
-    /// A loom thread, in models.
-    #[cfg(loom)]
-    Thread(::loom::thread::Thread),
-    /// An async task; the lock lets a re-poll replace the waker.
+    Fiber(park::TaskPtr),
+    /// A plain thread (a loom thread, in models).
+    Thread(park::Thread),
+    /// An async task; the lock lets a re-poll replace the waker, and
+    /// orders that with READY (see [`Context::update_waker`]).
     Waker(Mutex<Waker>),
 }
 
-/// A wake-up a selector took from a context, delivered after it released
-/// the queue's lock.
-#[must_use = "the waiter sleeps until woken"]
-pub(crate) enum Wake {
-    #[cfg(not(loom))]
-    Fiber(crate::fiber::Fiber),
-    #[cfg(loom)]
-    Thread(::loom::thread::Thread),
-    Waker(Waker),
-}
+/// The last step of a hand-off: a selected context whose side effect is
+/// done, to be woken and made READY once the queue's lock is released.
+#[must_use = "the waiter spins until woken"]
+pub(crate) struct Wake(CxRef);
 
 impl Wake {
+    /// Wakes the waiter and publishes READY (see the module doc for the
+    /// order). The context may vanish as soon as this returns.
+    #[inline]
     pub(crate) fn wake(self) {
-        match self {
+        let cx = self.0.cx();
+        match &cx.target {
             #[cfg(not(loom))]
-            Wake::Fiber(fiber) => fiber.unpark(),
-            #[cfg(loom)]
-            Wake::Thread(thread) => thread.unpark(),
-            Wake::Waker(waker) => waker.wake(),
+            Target::Fiber(task) => {
+                task.wake();
+                cx.set_ready();
+            }
+            Target::Thread(thread) => {
+                thread.unpark();
+                cx.set_ready();
+            }
+            Target::Waker(slot) => {
+                #[cfg(loom)]
+                if crate::sync::tests::mutation::planted("selector_takes_waker_before_ready") {
+                    // The planted bug: the waker is taken before READY,
+                    // so a re-poll in between replaces it unseen.
+                    let waker = slot.lock().clone();
+                    cx.set_ready();
+                    return waker.wake();
+                }
+                let waker = {
+                    let slot = slot.lock();
+                    cx.set_ready();
+                    slot.clone()
+                };
+                waker.wake();
+            }
         }
     }
 }
@@ -118,6 +151,19 @@ impl fmt::Debug for Context {
     }
 }
 
+/// Checks the pointer invariant's last clause: a context goes only when no
+/// selector may still use it (it is READY, aborted, or never selected).
+#[cfg(debug_assertions)]
+impl Drop for Context {
+    fn drop(&mut self) {
+        let state = self.state.load(Ordering::Acquire);
+        assert!(
+            state == WAITING || state == ABORTED || state & READY != 0,
+            "weft::sync: a wait context vanished while selected, before READY"
+        );
+    }
+}
+
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -130,7 +176,8 @@ pub(crate) enum Outcome {
 }
 
 /// A queue's pointer to a waiting context; valid by the module's pointer
-/// invariant, used only under the lock of the queue that holds it.
+/// invariant, used only under the lock of the queue that holds it (or by
+/// the selector that popped it, until READY).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CxRef(NonNull<Context>);
 
@@ -143,23 +190,28 @@ unsafe impl Sync for CxRef {}
 impl CxRef {
     /// A pointer for a queue entry. The context is pinned: it stays where
     /// it is until dropped, and the waiter unregisters before dropping it.
+    #[inline]
     pub(crate) fn new(cx: Pin<&Context>) -> CxRef {
         CxRef(NonNull::from(cx.get_ref()))
     }
 
+    #[inline]
     fn cx(&self) -> &Context {
         // SAFETY: the pointer invariant (see the module doc): the caller
-        // holds the lock of a queue that holds this entry, so the waiter
-        // has not left.
+        // holds the lock of a queue that holds this entry, or popped it
+        // after selecting it and has not set READY, so the waiter has not
+        // left.
         unsafe { self.0.as_ref() }
     }
 
     /// Whether this points to `cx`.
+    #[inline]
     pub(crate) fn is(&self, cx: &Context) -> bool {
         std::ptr::eq(self.0.as_ptr(), cx)
     }
 
     /// Selects the context for `oper`; false if it is taken or aborted.
+    #[inline]
     pub(crate) fn try_select(&self, oper: usize) -> bool {
         self.cx().try_select(oper)
     }
@@ -170,19 +222,15 @@ impl CxRef {
     }
 
     /// After a successful `try_select` and the operation's side effect:
-    /// takes the wake-up, then publishes READY. The context may vanish as
-    /// soon as this returns.
+    /// the wake-up, for after the queue's lock is released. Until it is
+    /// woken, the waiter does not leave.
+    #[inline]
     pub(crate) fn complete(self) -> Wake {
-        let cx = self.cx();
-        let wake = match &cx.target {
-            #[cfg(not(loom))]
-            Target::Fiber(fiber) => Wake::Fiber(fiber.clone()),
-            #[cfg(loom)]
-            Target::Thread(thread) => Wake::Thread(thread.clone()),
-            Target::Waker(waker) => Wake::Waker(waker.lock().clone()),
-        };
-        cx.set_ready();
-        wake
+        debug_assert!(
+            self.cx().state.load(Ordering::Relaxed) >= 1 << SHIFT,
+            "complete before try_select"
+        );
+        Wake(self)
     }
 }
 
@@ -196,6 +244,7 @@ impl Context {
     }
 
     /// A context for the calling fiber or thread.
+    #[inline]
     pub(crate) fn for_current() -> Context {
         Context::new(park::current_target())
     }
@@ -207,6 +256,7 @@ impl Context {
 
     /// Selects the context for `oper`; false if it is taken or aborted.
     /// The caller holds the lock of the queue the context's entry was in.
+    #[inline]
     fn try_select(&self, oper: usize) -> bool {
         // Acquire: the waiter's writes before registering (its packet's
         // value) are visible to the selector.
@@ -223,6 +273,7 @@ impl Context {
     /// The selector is done with the waiter's packet. Release: pairs with
     /// the Acquire in [`selected`](Self::selected). A plain store: once
     /// selected, only the selector writes the word.
+    #[inline]
     fn set_ready(&self) {
         let selected = self.state.load(Ordering::Relaxed);
         debug_assert!(selected >= 1 << SHIFT, "set_ready before try_select");
@@ -237,6 +288,7 @@ impl Context {
     }
 
     /// The operation that selected the context, once it is done.
+    #[inline]
     pub(crate) fn selected(&self) -> Option<usize> {
         let state = self.state.load(Ordering::Acquire);
         #[cfg(loom)]
@@ -250,6 +302,7 @@ impl Context {
     /// Whether nobody has selected or aborted the context (a hint: it may
     /// change as soon as it is read, unless the reader holds the lock of
     /// every queue the context is in).
+    #[inline]
     fn is_waiting(&self) -> bool {
         self.state.load(Ordering::Relaxed) == WAITING
     }
@@ -258,26 +311,36 @@ impl Context {
     /// selected operation if it is already done (the caller then takes
     /// the result instead of waiting).
     pub(crate) fn update_waker(&self, new: &Waker) -> Option<usize> {
-        if let Target::Waker(waker) = &self.target {
-            let mut waker = waker.lock();
-            if !waker.will_wake(new) {
-                waker.clone_from(new);
-            }
+        let Target::Waker(slot) = &self.target else {
+            return self.selected();
+        };
+        let mut waker = slot.lock();
+        if !waker.will_wake(new) {
+            waker.clone_from(new);
         }
-        // A selector reads the waker after setting READY: if it read the
-        // old one, we see READY here (the lock orders the two).
+        // Read under the slot's lock, which the selector holds while it
+        // sets READY and takes the waker: either READY shows here, or the
+        // selector takes the waker stored above. (Read after the lock is
+        // released, a selector could take the old waker and set READY
+        // just after the read: a lost wake-up.)
         self.selected()
     }
 
     /// Aborts, or if a selector got there first, waits for it to finish
-    /// (it holds a lock and never parks meanwhile, so this is short).
-    /// Returns the selected operation, or `None` if aborted.
+    /// (it never parks meanwhile, so this is short). Returns the selected
+    /// operation, or `None` if aborted.
     pub(crate) fn abort_or_complete(&self) -> Option<usize> {
         if self.try_abort() || self.state.load(Ordering::Acquire) == ABORTED {
             return None;
         }
         loop {
             if let Some(oper) = self.selected() {
+                if let Target::Waker(slot) = &self.target {
+                    // The selector sets READY under the slot's lock and
+                    // releases it after: wait for that, so the context can
+                    // go (an async waiter drops it next).
+                    drop(slot.lock());
+                }
                 return Some(oper);
             }
             park::spin();
@@ -286,19 +349,32 @@ impl Context {
 
     /// Parks until selected, until `deadline`, or until the runtime shuts
     /// down (see the module doc).
+    #[inline]
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Outcome {
         let mut deadline = deadline;
+        // A cancelled fiber's parks return at once: checked after each
+        // return from a park (the first park, if cancelled, returns at
+        // once), not before, to keep it off the common path.
+        let mut parked = false;
         loop {
             if let Some(oper) = self.selected() {
                 return Outcome::Selected(oper);
             }
-            if park::is_cancelled() {
+            if !self.is_waiting() {
+                // Selected, not READY yet: the selector is finishing (its
+                // wake may have come first), and never parks meanwhile.
+                // Aborted: only by us, and we returned then.
+                park::spin();
+                continue;
+            }
+            if parked && park::is_cancelled() {
                 // Parks return at once now: waiting on would spin.
                 return match self.abort_or_complete() {
                     None => Outcome::Cancelled,
                     Some(oper) => Outcome::Selected(oper),
                 };
             }
+            parked = true;
             match deadline {
                 None => park::park(),
                 Some(at) => {
@@ -307,7 +383,7 @@ impl Context {
                         if self.try_abort() {
                             return Outcome::TimedOut;
                         }
-                        // Selected meanwhile: READY and the unpark follow.
+                        // Selected meanwhile: READY follows.
                         deadline = None;
                         continue;
                     }
@@ -377,12 +453,66 @@ pub(crate) mod park {
     use super::Target;
     use std::time::Duration;
 
+    /// A plain thread's handle.
     #[cfg(not(loom))]
+    pub(crate) type Thread = std::thread::Thread;
+    /// A loom thread's handle (loom threads stand in for fibers).
+    #[cfg(loom)]
+    pub(crate) type Thread = ::loom::thread::Thread;
+
+    #[cfg(not(loom))]
+    use crate::fiber::task::{Body, TaskCell};
+
+    /// The task of a fiber that waits, uncounted: valid while its context
+    /// lives (see the pointer invariant in the module doc).
+    #[cfg(not(loom))]
+    pub(crate) struct TaskPtr(*const TaskCell<dyn Body>);
+
+    // SAFETY: it points to a `Send + Sync` task (`Body: Send + Sync`, and
+    // the header is both), dereferenced only while the task is alive.
+    #[cfg(not(loom))]
+    unsafe impl Send for TaskPtr {}
+    // SAFETY: as above.
+    #[cfg(not(loom))]
+    unsafe impl Sync for TaskPtr {}
+
+    #[cfg(not(loom))]
+    impl TaskPtr {
+        /// Unparks the fiber (as [`Fiber::unpark`](crate::fiber::Fiber)
+        /// does), taking a reference count only if the scheduler must
+        /// queue it.
+        #[inline]
+        pub(super) fn wake(&self) {
+            let ptr = self.0;
+            // SAFETY: the task outlives the waiting fiber's frames (its
+            // home worker's registry holds it until the body ends), and the
+            // fiber is still waiting: its context is not READY.
+            let task = unsafe { &*ptr };
+            crate::sched::wake_by(&task.header, || {
+                // SAFETY: `ptr` came from `Arc::as_ptr` of the TaskRef the
+                // worker ran the fiber from (`Worker::current_task`), and
+                // the task is alive (above); the new Arc owns a new count.
+                unsafe {
+                    std::sync::Arc::increment_strong_count(ptr);
+                    std::sync::Arc::from_raw(ptr)
+                }
+            });
+        }
+    }
+
+    /// The calling fiber's task, or else the calling thread. No reference
+    /// count: the context that holds it lives on the fiber's own stack.
+    #[cfg(not(loom))]
+    #[inline]
     pub(crate) fn current_target() -> Target {
-        Target::Fiber(crate::fiber::current())
+        match crate::sched::worker::with_current(|w| w.and_then(|w| w.current_task())) {
+            Some(task) => Target::Fiber(TaskPtr(task)),
+            None => Target::Thread(std::thread::current()),
+        }
     }
 
     #[cfg(not(loom))]
+    #[inline]
     pub(crate) fn park() {
         crate::fiber::park();
     }
@@ -400,6 +530,9 @@ pub(crate) mod park {
     /// Waits a moment for a selector that is mid-way (on another thread).
     #[cfg(not(loom))]
     pub(crate) fn spin() {
+        for _ in 0..32 {
+            std::hint::spin_loop();
+        }
         std::thread::yield_now();
     }
 

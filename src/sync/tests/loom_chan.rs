@@ -49,7 +49,8 @@ fn loom_chan_rendezvous_hands_over_once() {
 }
 
 /// The planted bug (a waiter that takes SELECTED for done, not waiting
-/// for READY) reads its packet while the sender is writing it.
+/// for READY) reads its packet while the sender is writing it, or leaves
+/// while the sender is still waking it (the context's drop check).
 #[test]
 fn loom_chan_mutation_read_before_ready_is_caught() {
     if mutation::is_mutant_run() {
@@ -58,7 +59,7 @@ fn loom_chan_mutation_read_before_ready_is_caught() {
         mutation::expect_rejected(
             "sync::tests::loom_chan::loom_chan_mutation_read_before_ready_is_caught",
             "waiter_trusts_selected_before_ready",
-            &["Causality violation"],
+            &["Causality violation", "vanished while selected"],
         );
     }
 }
@@ -206,4 +207,73 @@ fn loom_chan_select_meets_waiting_senders_and_receivers() {
         sender.join().unwrap();
         assert_eq!(receiver.join().unwrap(), 2);
     });
+}
+
+/// A waker that records whether it was woken.
+fn flag_waker() -> (std::task::Waker, Arc<AtomicUsize>) {
+    struct Flag(Arc<AtomicUsize>);
+    impl std::task::Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Release);
+        }
+    }
+    let woken = Arc::new(AtomicUsize::new(0));
+    let waker = std::task::Waker::from(std::sync::Arc::new(Flag(woken.clone())));
+    (waker, woken)
+}
+
+/// An async receive re-polled with a new waker while a sender hands it a
+/// value: the re-poll sees the value, or the new waker is woken (never
+/// only the old one: a lost wake-up for a future that moved tasks).
+fn async_repoll_model() {
+    ::loom::model(|| {
+        use std::future::Future;
+        use std::task::{Context as TaskContext, Poll};
+        let (tx, rx) = bounded::<u32>(0);
+        let mut recv = Box::pin(rx.recv_async());
+        let (first, _) = flag_waker();
+        let (second, woken) = flag_waker();
+        assert!(
+            recv.as_mut()
+                .poll(&mut TaskContext::from_waker(&first))
+                .is_pending()
+        );
+        let sender = thread::spawn(move || tx.send(7).unwrap());
+        if recv
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&second))
+            .is_pending()
+        {
+            sender.join().unwrap();
+            assert_eq!(
+                woken.load(Ordering::Acquire),
+                1,
+                "the re-poll's waker was not woken: lost wake-up"
+            );
+            let got = recv.as_mut().poll(&mut TaskContext::from_waker(&second));
+            assert_eq!(got, Poll::Ready(Ok(7)));
+        } else {
+            sender.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_chan_async_repoll_races_a_send() {
+    async_repoll_model();
+}
+
+/// The planted bug (the selector takes the waker before it sets READY, as
+/// weft did up to 0adb1e5) wakes only the waker the re-poll replaced.
+#[test]
+fn loom_chan_mutation_waker_taken_before_ready_is_caught() {
+    if mutation::is_mutant_run() {
+        async_repoll_model();
+    } else {
+        mutation::expect_rejected(
+            "sync::tests::loom_chan::loom_chan_mutation_waker_taken_before_ready_is_caught",
+            "selector_takes_waker_before_ready",
+            &["lost wake-up"],
+        );
+    }
 }
