@@ -83,6 +83,7 @@ mod condvar;
 mod mutex;
 mod rwlock;
 mod semaphore;
+mod spin;
 mod wait_group;
 pub(crate) mod waiter;
 

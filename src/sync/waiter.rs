@@ -7,10 +7,14 @@
 //! the context is *ready*. Whoever completes the operation for it (a
 //! sender handing over a value, an unlocker handing over the lock):
 //!
-//! 1. under the lock of that queue, `try_select(oper)`: a compare-exchange
-//!    WAITING -> SELECTED(oper). Only one party ever wins it; a `select!`
-//!    registers one context in several queues, and the first queue to
-//!    select it is the one that fires. The winner pops the entry;
+//! 1. under the lock of that queue, `try_select(oper)`: WAITING ->
+//!    SELECTED(oper). Only one party ever wins it. A `select!` registers
+//!    one context in several queues, and the first queue to select it is
+//!    the one that fires: its contexts are *shared*, selected by a
+//!    compare-exchange. A blocking channel operation registers in one
+//!    queue only, and gives up under that queue's lock: its context is
+//!    *exclusive*, and selecting it is a plain store (no atomic
+//!    read-modify-write). The winner pops the entry;
 //! 2. still under the lock, the operation's side effect on the waiter's
 //!    behalf (writes the value into the waiter's packet, transfers the
 //!    lock); `complete()` then turns the entry into a [`Wake`];
@@ -27,9 +31,10 @@
 //! SELECTED without READY (a wake arrived before READY, or a spurious one),
 //! its selector is in step 2 or 3, which never park, and READY follows
 //! in a moment: it spins instead of parking. Giving up (a timeout, or
-//! runtime shutdown) is `try_abort`: WAITING -> ABORTED, which fails if a
-//! party selected the context first; then the operation happened after
-//! all, and the waiter waits for READY the same way.
+//! runtime shutdown) is [`Queue::abort`]: WAITING -> ABORTED (by a
+//! compare-exchange, or for an exclusive context under the queue's lock),
+//! which fails if a party selected the context first; then the operation
+//! happened after all, and the waiter waits for READY the same way.
 //!
 //! So a wake-up is never lost (the selector wakes the waiter after its
 //! selection, and a waiter that sees the selection does not park again;
@@ -139,6 +144,12 @@ impl Wake {
 /// waiter's stack, or a pinned box).
 pub(crate) struct Context {
     state: AtomicUsize,
+    /// Registered in one queue only, whose lock guards every change of
+    /// the state up to SELECTED or ABORTED: selectors select it with a
+    /// plain store, and the waiter aborts it under that lock
+    /// ([`Queue::abort`]). Otherwise (a `select!`, an async receive) both
+    /// sides use compare-exchanges.
+    exclusive: bool,
     target: Target,
     _pinned: PhantomPinned,
 }
@@ -228,36 +239,55 @@ impl CxRef {
     pub(crate) fn complete(self) -> Wake {
         debug_assert!(
             self.cx().state.load(Ordering::Relaxed) >= 1 << SHIFT,
-            "complete before try_select"
+            "complete on a context that is not selected (never, or aborted after)"
         );
         Wake(self)
     }
 }
 
 impl Context {
-    fn new(target: Target) -> Context {
+    fn new(target: Target, exclusive: bool) -> Context {
         Context {
             state: AtomicUsize::new(WAITING),
+            exclusive,
             target,
             _pinned: PhantomPinned,
         }
     }
 
-    /// A context for the calling fiber or thread.
+    /// A context for the calling fiber or thread, that may be registered
+    /// in several queues (a `select!`).
     #[inline]
     pub(crate) fn for_current() -> Context {
-        Context::new(park::current_target())
+        Context::new(park::current_target(), false)
+    }
+
+    /// A context for the calling fiber or thread, to be registered in one
+    /// queue only, whose [`Queue::abort`] takes the queue's lock.
+    #[inline]
+    pub(crate) fn for_current_exclusive() -> Context {
+        Context::new(park::current_target(), true)
     }
 
     /// A context that wakes an async task.
     pub(crate) fn for_waker(waker: Waker) -> Context {
-        Context::new(Target::Waker(Mutex::new(waker)))
+        Context::new(Target::Waker(Mutex::new(waker)), false)
     }
 
     /// Selects the context for `oper`; false if it is taken or aborted.
     /// The caller holds the lock of the queue the context's entry was in.
     #[inline]
     fn try_select(&self, oper: usize) -> bool {
+        if self.exclusive {
+            // Only holders of the queue's lock, which we are, change the
+            // state before SELECTED: there is no race to lose. The waiter
+            // registered under the lock, so its writes are visible.
+            if self.state.load(Ordering::Relaxed) != WAITING {
+                return false;
+            }
+            self.state.store((oper + 1) << SHIFT, Ordering::Relaxed);
+            return true;
+        }
         // Acquire: the waiter's writes before registering (its packet's
         // value) are visible to the selector.
         self.state
@@ -276,12 +306,28 @@ impl Context {
     #[inline]
     fn set_ready(&self) {
         let selected = self.state.load(Ordering::Relaxed);
-        debug_assert!(selected >= 1 << SHIFT, "set_ready before try_select");
+        debug_assert!(
+            selected >= 1 << SHIFT,
+            "set_ready on a context that is not selected (never, or aborted after)"
+        );
         self.state.store(selected | READY, Ordering::Release);
     }
 
-    /// The waiter gives up; false if it was selected first.
+    /// An exclusive context's waiter gives up, under the lock of its
+    /// queue; false if it was selected first.
+    pub(crate) fn abort_locked(&self) -> bool {
+        debug_assert!(self.exclusive, "abort_locked on a shared context");
+        if self.state.load(Ordering::Relaxed) != WAITING {
+            return false;
+        }
+        self.state.store(ABORTED, Ordering::Relaxed);
+        true
+    }
+
+    /// The waiter of a shared context gives up; false if it was selected
+    /// first.
     pub(crate) fn try_abort(&self) -> bool {
+        debug_assert!(!self.exclusive, "try_abort on an exclusive context");
         self.state
             .compare_exchange(WAITING, ABORTED, Ordering::Acquire, Ordering::Acquire)
             .is_ok()
@@ -326,13 +372,19 @@ impl Context {
         self.selected()
     }
 
-    /// Aborts, or if a selector got there first, waits for it to finish
-    /// (it never parks meanwhile, so this is short). Returns the selected
-    /// operation, or `None` if aborted.
+    /// Aborts a shared context, or if a selector got there first, waits
+    /// for it to finish (see [`wait_ready`](Self::wait_ready)). Returns
+    /// the selected operation, or `None` if aborted.
     pub(crate) fn abort_or_complete(&self) -> Option<usize> {
         if self.try_abort() || self.state.load(Ordering::Acquire) == ABORTED {
             return None;
         }
+        Some(self.wait_ready())
+    }
+
+    /// Waits for the selector of a selected context to finish: it never
+    /// parks meanwhile, so this is short. Returns the selected operation.
+    pub(crate) fn wait_ready(&self) -> usize {
         loop {
             if let Some(oper) = self.selected() {
                 if let Target::Waker(slot) = &self.target {
@@ -341,16 +393,17 @@ impl Context {
                     // go (an async waiter drops it next).
                     drop(slot.lock());
                 }
-                return Some(oper);
+                return oper;
             }
             park::spin();
         }
     }
 
     /// Parks until selected, until `deadline`, or until the runtime shuts
-    /// down (see the module doc).
+    /// down (see the module doc). `abort` gives up the wait: it aborts the
+    /// context, or returns false if a selector got there first.
     #[inline]
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Outcome {
+    pub(crate) fn wait(&self, deadline: Option<Instant>, abort: impl Fn() -> bool) -> Outcome {
         let mut deadline = deadline;
         // A cancelled fiber's parks return at once: checked after each
         // return from a park (the first park, if cancelled, returns at
@@ -369,9 +422,9 @@ impl Context {
             }
             if parked && park::is_cancelled() {
                 // Parks return at once now: waiting on would spin.
-                return match self.abort_or_complete() {
-                    None => Outcome::Cancelled,
-                    Some(oper) => Outcome::Selected(oper),
+                return match abort() {
+                    true => Outcome::Cancelled,
+                    false => Outcome::Selected(self.wait_ready()),
                 };
             }
             parked = true;
@@ -380,7 +433,7 @@ impl Context {
                 Some(at) => {
                     let now = Instant::now();
                     if now >= at {
-                        if self.try_abort() {
+                        if abort() {
                             return Outcome::TimedOut;
                         }
                         // Selected meanwhile: READY follows.
@@ -399,6 +452,18 @@ pub(crate) trait Queue {
     /// Removes the entries of `cx` (after an abort).
     fn unregister(&self, cx: &Context);
 
+    /// Gives up the wait of `cx`, registered here: aborts it and removes
+    /// its entries, or returns false if a selector got there first. A
+    /// queue that registers exclusive contexts must override this to abort
+    /// under its lock ([`Context::abort_locked`]).
+    fn abort(&self, cx: &Context) -> bool {
+        let aborted = cx.try_abort();
+        if aborted {
+            self.unregister(cx);
+        }
+        aborted
+    }
+
     /// The waiter is being unwound, but operation `oper` completed for it
     /// meanwhile: undo what it cannot keep (give a lock back).
     fn undo(&self, _oper: usize) {}
@@ -406,6 +471,7 @@ pub(crate) trait Queue {
 
 /// Waits for `cx`, already registered in `queue`: see [`Context::wait`].
 /// Unregisters it unless selected, also when the wait unwinds.
+#[inline]
 pub(crate) fn wait_on<Q: Queue + ?Sized>(
     queue: &Q,
     cx: &Context,
@@ -418,18 +484,14 @@ pub(crate) fn wait_on<Q: Queue + ?Sized>(
     }
     impl<Q: Queue + ?Sized> Drop for Unwinding<'_, Q> {
         fn drop(&mut self) {
-            match self.cx.abort_or_complete() {
-                None => self.queue.unregister(self.cx),
-                Some(oper) => self.queue.undo(oper),
+            if !self.queue.abort(self.cx) {
+                self.queue.undo(self.cx.wait_ready());
             }
         }
     }
     let unwinding = Unwinding { queue, cx };
-    let outcome = cx.wait(deadline);
+    let outcome = cx.wait(deadline, || queue.abort(cx));
     std::mem::forget(unwinding);
-    if !matches!(outcome, Outcome::Selected(_)) {
-        queue.unregister(cx);
-    }
     outcome
 }
 
@@ -447,119 +509,4 @@ pub(crate) fn cancelled_panic(what: &str) -> ! {
     )
 }
 
-/// How the waiting side parks, wakes and learns of shutdown: the fiber
-/// API in real builds, loom's threads in models.
-pub(crate) mod park {
-    use super::Target;
-    use std::time::Duration;
-
-    /// A plain thread's handle.
-    #[cfg(not(loom))]
-    pub(crate) type Thread = std::thread::Thread;
-    /// A loom thread's handle (loom threads stand in for fibers).
-    #[cfg(loom)]
-    pub(crate) type Thread = ::loom::thread::Thread;
-
-    #[cfg(not(loom))]
-    use crate::fiber::task::{Body, TaskCell};
-
-    /// The task of a fiber that waits, uncounted: valid while its context
-    /// lives (see the pointer invariant in the module doc).
-    #[cfg(not(loom))]
-    pub(crate) struct TaskPtr(*const TaskCell<dyn Body>);
-
-    // SAFETY: it points to a `Send + Sync` task (`Body: Send + Sync`, and
-    // the header is both), dereferenced only while the task is alive.
-    #[cfg(not(loom))]
-    unsafe impl Send for TaskPtr {}
-    // SAFETY: as above.
-    #[cfg(not(loom))]
-    unsafe impl Sync for TaskPtr {}
-
-    #[cfg(not(loom))]
-    impl TaskPtr {
-        /// Unparks the fiber (as [`Fiber::unpark`](crate::fiber::Fiber)
-        /// does), taking a reference count only if the scheduler must
-        /// queue it.
-        #[inline]
-        pub(super) fn wake(&self) {
-            let ptr = self.0;
-            // SAFETY: the task outlives the waiting fiber's frames (its
-            // home worker's registry holds it until the body ends), and the
-            // fiber is still waiting: its context is not READY.
-            let task = unsafe { &*ptr };
-            crate::sched::wake_by(&task.header, || {
-                // SAFETY: `ptr` came from `Arc::as_ptr` of the TaskRef the
-                // worker ran the fiber from (`Worker::current_task`), and
-                // the task is alive (above); the new Arc owns a new count.
-                unsafe {
-                    std::sync::Arc::increment_strong_count(ptr);
-                    std::sync::Arc::from_raw(ptr)
-                }
-            });
-        }
-    }
-
-    /// The calling fiber's task, or else the calling thread. No reference
-    /// count: the context that holds it lives on the fiber's own stack.
-    #[cfg(not(loom))]
-    #[inline]
-    pub(crate) fn current_target() -> Target {
-        match crate::sched::worker::with_current(|w| w.and_then(|w| w.current_task())) {
-            Some(task) => Target::Fiber(TaskPtr(task)),
-            None => Target::Thread(std::thread::current()),
-        }
-    }
-
-    #[cfg(not(loom))]
-    #[inline]
-    pub(crate) fn park() {
-        crate::fiber::park();
-    }
-
-    #[cfg(not(loom))]
-    pub(crate) fn park_timeout(timeout: Duration) {
-        crate::fiber::park_timeout(timeout);
-    }
-
-    #[cfg(not(loom))]
-    pub(crate) fn is_cancelled() -> bool {
-        crate::fiber::current::is_cancelled()
-    }
-
-    /// Waits a moment for a selector that is mid-way (on another thread).
-    #[cfg(not(loom))]
-    pub(crate) fn spin() {
-        for _ in 0..32 {
-            std::hint::spin_loop();
-        }
-        std::thread::yield_now();
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn current_target() -> Target {
-        Target::Thread(::loom::thread::current())
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn park() {
-        ::loom::thread::park();
-    }
-
-    /// loom has no clock: a timed park is a spurious return (models use
-    /// deadlines that have passed, so they stay deterministic).
-    #[cfg(loom)]
-    pub(crate) fn park_timeout(_timeout: Duration) {
-        ::loom::thread::yield_now();
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn is_cancelled() -> bool {
-        false
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn spin() {
-        ::loom::thread::yield_now();
-    }
-}
+pub(crate) mod park;

@@ -1,4 +1,5 @@
-//! The channel itself, shared by its senders and receivers: one lock over
+//! The channel itself, shared by its senders and receivers: one lock (a
+//! [`SpinLock`]: its critical sections never park) over
 //! a queue of values and two queues of waiters.
 //!
 //! # Invariants (under the lock)
@@ -43,13 +44,14 @@ use std::time::Instant;
 use super::error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
-use crate::loom::sync::{Mutex, MutexGuard};
+use crate::sync::spin::{SpinGuard, SpinLock};
 use crate::sync::waiter::{self, Context, CxRef, Outcome, Queue, Wake};
 
 /// A value slot owned by a waiting operation; see the module doc.
 pub(crate) struct Packet<T>(UnsafeCell<Option<T>>);
 
 impl<T> Packet<T> {
+    #[inline]
     pub(crate) fn new(value: Option<T>) -> Packet<T> {
         Packet(UnsafeCell::new(value))
     }
@@ -61,6 +63,7 @@ impl<T> Packet<T> {
     /// The caller has the packet to itself: it selected the entry's
     /// context and holds the channel's lock, or it owns the packet and its
     /// context is not registered (not yet, or READY, or aborted).
+    #[inline]
     pub(crate) unsafe fn put(&self, value: T) {
         // SAFETY: exclusive, by the caller's contract.
         self.0.with_mut(|slot| unsafe { *slot = Some(value) });
@@ -71,6 +74,7 @@ impl<T> Packet<T> {
     /// # Safety
     ///
     /// As for [`put`](Self::put).
+    #[inline]
     pub(crate) unsafe fn take(&self) -> Option<T> {
         // SAFETY: exclusive, by the caller's contract.
         self.0.with_mut(|slot| unsafe { (*slot).take() })
@@ -93,10 +97,12 @@ unsafe impl<T: Send> Send for Entry<T> {}
 /// A FIFO of waiting operations. The front one is kept inline: a channel
 /// rarely has more than one waiter on a side, and the inline slot saves a
 /// cache miss on the hand-off path (a ring of a million fibers touches a
-/// different channel on every hop).
+/// different channel on every hop). `head` is empty only when `rest` is,
+/// so "anybody waiting?" is one test.
 pub(crate) struct Waiters<T> {
-    /// The oldest entry, when `rest` holds none older.
+    /// The oldest entry.
     head: Option<Entry<T>>,
+    /// The others, oldest first.
     rest: VecDeque<Entry<T>>,
 }
 
@@ -108,16 +114,22 @@ impl<T> Waiters<T> {
         }
     }
 
+    #[inline]
     fn push(&mut self, entry: Entry<T>) {
-        if self.head.is_none() && self.rest.is_empty() {
+        if self.head.is_none() {
             self.head = Some(entry);
         } else {
             self.rest.push_back(entry);
         }
     }
 
+    #[inline]
     fn pop(&mut self) -> Option<Entry<T>> {
-        self.head.take().or_else(|| self.rest.pop_front())
+        let first = self.head.take()?;
+        if !self.rest.is_empty() {
+            self.head = self.rest.pop_front();
+        }
+        Some(first)
     }
 
     fn iter(&self) -> impl Iterator<Item = &Entry<T>> {
@@ -126,6 +138,7 @@ impl<T> Waiters<T> {
 
     /// Pops entries until one whose context it can select; returns that
     /// one (selected, not yet READY).
+    #[inline]
     fn select_first(&mut self) -> Option<Entry<T>> {
         while let Some(entry) = self.pop() {
             if entry.cx.try_select(entry.oper) {
@@ -142,10 +155,10 @@ impl<T> Waiters<T> {
     }
 
     fn remove(&mut self, cx: &Context) {
-        if self.head.as_ref().is_some_and(|e| e.cx.is(cx)) {
-            self.head = None;
-        }
         self.rest.retain(|e| !e.cx.is(cx));
+        if self.head.as_ref().is_some_and(|e| e.cx.is(cx)) {
+            self.head = self.rest.pop_front();
+        }
     }
 }
 
@@ -162,24 +175,25 @@ pub(crate) struct Inner<T> {
 
 /// A channel's shared state.
 pub(crate) struct Chan<T> {
-    inner: Mutex<Inner<T>>,
+    inner: SpinLock<Inner<T>>,
     /// Capacity: 0 for a rendezvous, `usize::MAX` for unbounded.
     cap: usize,
     senders: AtomicUsize,
     receivers: AtomicUsize,
 }
 
-/// Wakes a selected waiter, after the lock is released.
-fn wake(wake: Option<Wake>) {
-    if let Some(wake) = wake {
-        wake.wake();
-    }
+/// What a receive found under the lock.
+enum Took<T> {
+    /// A value (and the sender to wake, if one waited).
+    Value(T, Option<Wake>),
+    Empty,
+    Disconnected,
 }
 
 impl<T> Chan<T> {
     pub(crate) fn new(cap: usize) -> Chan<T> {
         Chan {
-            inner: Mutex::new(Inner {
+            inner: SpinLock::new(Inner {
                 queue: VecDeque::with_capacity(cap.min(64)),
                 no_senders: false,
                 no_receivers: false,
@@ -211,31 +225,41 @@ impl<T> Chan<T> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+    #[inline]
+    fn lock(&self) -> SpinGuard<'_, Inner<T>> {
         self.inner.lock()
     }
 
-    /// Sends without waiting, under the lock. On success, returns the
-    /// receiver to wake (if the value went straight to one).
-    fn send_locked(&self, inner: &mut Inner<T>, value: T) -> Result<Option<Wake>, TrySendError<T>> {
+    /// Sends without waiting, under the lock: to the first waiting
+    /// receiver (the lock is released before it is woken), or into the
+    /// queue. Gives the value back, and the lock, if neither can take it.
+    #[inline]
+    fn send_locked<'a>(
+        &'a self,
+        mut inner: SpinGuard<'a, Inner<T>>,
+        value: T,
+    ) -> Result<(), (TrySendError<T>, SpinGuard<'a, Inner<T>>)> {
         if inner.no_receivers {
-            return Err(TrySendError::Disconnected(value));
+            return Err((TrySendError::Disconnected(value), inner));
         }
         if let Some(entry) = inner.recvs.select_first() {
             // SAFETY: we selected the entry's context, under the lock.
             unsafe { (*entry.packet).put(value) };
-            return Ok(Some(entry.cx.complete()));
+            drop(inner);
+            entry.cx.complete().wake();
+            return Ok(());
         }
         if inner.queue.len() < self.cap {
             inner.queue.push_back(value);
-            return Ok(None);
+            return Ok(());
         }
-        Err(TrySendError::Full(value))
+        Err((TrySendError::Full(value), inner))
     }
 
-    /// Receives without waiting, under the lock. On success, returns the
+    /// Receives without waiting, under the lock. With a value, returns the
     /// sender to wake (whose value refilled the queue or came straight).
-    fn recv_locked(&self, inner: &mut Inner<T>) -> Result<(T, Option<Wake>), TryRecvError> {
+    #[inline]
+    fn recv_locked(&self, inner: &mut Inner<T>) -> Took<T> {
         if let Some(value) = inner.queue.pop_front() {
             let mut woken = None;
             if let Some(entry) = inner.sends.select_first() {
@@ -244,56 +268,55 @@ impl<T> Chan<T> {
                 inner.queue.push_back(refill);
                 woken = Some(entry.cx.complete());
             }
-            return Ok((value, woken));
+            return Took::Value(value, woken);
         }
         if let Some(entry) = inner.sends.select_first() {
             // SAFETY: we selected the entry's context, under the lock.
             let value = unsafe { (*entry.packet).take() }.expect("a waiting sender's value");
-            return Ok((value, Some(entry.cx.complete())));
+            return Took::Value(value, Some(entry.cx.complete()));
         }
         if inner.no_senders {
-            Err(TryRecvError::Disconnected)
+            Took::Disconnected
         } else {
-            Err(TryRecvError::Empty)
+            Took::Empty
         }
     }
 
     pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut inner = self.lock();
-        let woken = self.send_locked(&mut inner, value)?;
-        drop(inner);
-        wake(woken);
-        Ok(())
+        self.send_locked(self.lock(), value).map_err(|(e, _)| e)
     }
 
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut inner = self.lock();
-        let (value, woken) = self.recv_locked(&mut inner)?;
-        drop(inner);
-        wake(woken);
-        Ok(value)
+        match self.recv_locked(&mut inner) {
+            Took::Value(value, woken) => {
+                drop(inner);
+                if let Some(woken) = woken {
+                    woken.wake();
+                }
+                Ok(value)
+            }
+            Took::Empty => Err(TryRecvError::Empty),
+            Took::Disconnected => Err(TryRecvError::Disconnected),
+        }
     }
 
     /// Sends, waiting (until `deadline`, if any) while the channel is full.
+    #[inline]
     pub(crate) fn send(
         &self,
         value: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        let mut inner = self.lock();
-        let value = match self.send_locked(&mut inner, value) {
-            Ok(woken) => {
-                drop(inner);
-                wake(woken);
-                return Ok(());
-            }
-            Err(TrySendError::Disconnected(value)) => {
+        let (mut inner, value) = match self.send_locked(self.lock(), value) {
+            Ok(()) => return Ok(()),
+            Err((TrySendError::Disconnected(value), _)) => {
                 return Err(SendTimeoutError::Disconnected(value));
             }
-            Err(TrySendError::Full(value)) => value,
+            Err((TrySendError::Full(value), inner)) => (inner, value),
         };
         let packet = Packet::new(Some(value));
-        let cx = pin!(Context::for_current());
+        let cx = pin!(Context::for_current_exclusive());
         inner.sends.push(Entry {
             cx: CxRef::new(cx.as_ref()),
             oper: 0,
@@ -313,19 +336,22 @@ impl<T> Chan<T> {
 
     /// Receives, waiting (until `deadline`, if any) while the channel is
     /// empty.
+    #[inline]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut inner = self.lock();
         match self.recv_locked(&mut inner) {
-            Ok((value, woken)) => {
+            Took::Value(value, woken) => {
                 drop(inner);
-                wake(woken);
+                if let Some(woken) = woken {
+                    woken.wake();
+                }
                 return Ok(value);
             }
-            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => {}
+            Took::Disconnected => return Err(RecvTimeoutError::Disconnected),
+            Took::Empty => {}
         }
         let packet = Packet::new(None);
-        let cx = pin!(Context::for_current());
+        let cx = pin!(Context::for_current_exclusive());
         inner.recvs.push(Entry {
             cx: CxRef::new(cx.as_ref()),
             oper: 0,
@@ -494,6 +520,27 @@ struct Side<'a, T> {
 impl<T> Queue for Side<'_, T> {
     fn unregister(&self, cx: &Context) {
         self.chan.unregister(cx);
+    }
+
+    /// Blocking sends and receives register exclusive contexts: they abort
+    /// under the channel's lock, so selecting them needs no CAS.
+    fn abort(&self, cx: &Context) -> bool {
+        #[cfg(loom)]
+        if crate::sync::tests::mutation::planted("chan_abort_skips_the_lock") {
+            // The planted bug: abort outside the lock, racing a selector.
+            let aborted = cx.abort_locked();
+            if aborted {
+                self.chan.unregister(cx);
+            }
+            return aborted;
+        }
+        let mut inner = self.chan.lock();
+        if !cx.abort_locked() {
+            return false;
+        }
+        inner.recvs.remove(cx);
+        inner.sends.remove(cx);
+        true
     }
     // `undo`: nothing. A value handed over to a receive that is being
     // unwound is dropped with its packet; a send that completed did.

@@ -223,7 +223,7 @@ pub fn select(ops: &[&dyn Op], mode: Mode) -> bool {
                 }
             }
             let unwinding = Unwinding(&sel, &unregister_all);
-            let outcome = sel.cx.wait(deadline);
+            let outcome = sel.cx.wait(deadline, || sel.cx.try_abort());
             std::mem::forget(unwinding);
             outcome
         } else {

@@ -131,8 +131,7 @@ fn loom_chan_drop_receiver_wakes_the_sender() {
 
 /// A receive that times out while a value arrives: either the receiver
 /// got it, or it stayed in the channel; never both, never neither.
-#[test]
-fn loom_chan_timeout_races_a_send() {
+fn timeout_model() {
     ::loom::model(|| {
         let dropped = drops();
         let (tx, rx) = bounded(1);
@@ -155,6 +154,33 @@ fn loom_chan_timeout_races_a_send() {
         assert_eq!(got + left, 1, "the value was received exactly once");
         assert_eq!(dropped.load(Ordering::Relaxed), 1);
     });
+}
+
+#[test]
+fn loom_chan_timeout_races_a_send() {
+    timeout_model();
+}
+
+/// The planted bug (a blocking receive gives up outside the channel's
+/// lock, while a sender selects its context with a plain store) lets both
+/// win: the value is handed to a receive that reports a timeout (or the
+/// abort overwrites the selection, which the debug checks see).
+#[test]
+fn loom_chan_mutation_abort_skips_the_lock_is_caught() {
+    if mutation::is_mutant_run() {
+        timeout_model();
+    } else {
+        mutation::expect_rejected(
+            "sync::tests::loom_chan::loom_chan_mutation_abort_skips_the_lock_is_caught",
+            "chan_abort_skips_the_lock",
+            &[
+                "received exactly once",
+                "vanished while selected",
+                "that is not selected",
+                "Causality violation",
+            ],
+        );
+    }
 }
 
 /// `select!` over two channels fed by two threads: exactly one branch
