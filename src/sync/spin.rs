@@ -31,7 +31,9 @@ mod spinning {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A lock that spins, then yields, until it is free; see the module
-    /// doc.
+    /// doc. `repr(C)`: the flag comes first, beside the start of the value
+    /// (a channel puts its hottest fields there).
+    #[repr(C)]
     pub(crate) struct SpinLock<T> {
         locked: AtomicBool,
         value: UnsafeCell<T>,
