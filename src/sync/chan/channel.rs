@@ -195,7 +195,9 @@ impl<T> Waiters<T> {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Entry<T>> {
-        self.head.iter().chain(self.rest.iter().flat_map(|r| r.iter()))
+        self.head
+            .iter()
+            .chain(self.rest.iter().flat_map(|r| r.iter()))
     }
 
     /// Pops entries until one whose context it can select; returns that
@@ -658,9 +660,8 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Chan<u64>, inner), 0);
         // The lock's flag, then `Inner` at the lock's first aligned word.
         let inner = std::mem::align_of::<Inner<u64>>();
-        let sends_end = inner
-            + std::mem::offset_of!(Inner<u64>, sends)
-            + std::mem::size_of::<Waiters<u64>>();
+        let sends_end =
+            inner + std::mem::offset_of!(Inner<u64>, sends) + std::mem::size_of::<Waiters<u64>>();
         assert!(sends_end <= 64, "the waiters end at byte {sends_end}");
         assert_eq!(std::mem::offset_of!(Inner<u64>, no_senders), 0);
     }
