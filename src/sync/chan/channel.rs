@@ -166,7 +166,10 @@ pub(crate) struct Waiters<T> {
     head: Option<Entry<T>>,
     /// The others, oldest first. Boxed on purpose: one word here, where
     /// a `VecDeque` takes four of the first cache line.
-    #[allow(clippy::box_collection)]
+    #[allow(
+        clippy::box_collection,
+        reason = "one word in the first cache line, not four"
+    )]
     rest: Option<Box<VecDeque<Entry<T>>>>,
 }
 
