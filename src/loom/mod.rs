@@ -21,4 +21,6 @@ pub(crate) use self::std::*;
 #[cfg(loom)]
 mod mocked;
 #[cfg(loom)]
+pub(crate) mod mutation;
+#[cfg(loom)]
 pub(crate) use self::mocked::*;

@@ -249,7 +249,7 @@ impl<T: ?Sized> Mutex<T> {
     fn unlock_slow(&self) {
         let mut queue = self.queue.lock();
         #[cfg(loom)]
-        if crate::sync::tests::mutation::planted("mutex_unlock_forgets_waiters") {
+        if crate::loom::mutation::planted("mutex_unlock_forgets_waiters") {
             // The planted bug: release as if nobody waited.
             self.state.store(0, Ordering::Release);
             return;
@@ -262,7 +262,7 @@ impl<T: ?Sized> Mutex<T> {
                 self.state.fetch_and(!QUEUED, Ordering::Relaxed);
             }
             #[cfg(loom)]
-            if crate::sync::tests::mutation::planted("mutex_handoff_also_releases") {
+            if crate::loom::mutation::planted("mutex_handoff_also_releases") {
                 // The planted bug: hand the lock over *and* release it.
                 self.state.fetch_and(!LOCKED, Ordering::Release);
             }

@@ -122,7 +122,7 @@ impl Wake {
             }
             Target::Waker(slot) => {
                 #[cfg(loom)]
-                if crate::sync::tests::mutation::planted("selector_takes_waker_before_ready") {
+                if crate::loom::mutation::planted("selector_takes_waker_before_ready") {
                     // The planted bug: the waker is taken before READY,
                     // so a re-poll in between replaces it unseen.
                     let waker = slot.lock().clone();
@@ -344,7 +344,7 @@ impl Context {
     pub(crate) fn selected(&self) -> Option<usize> {
         let state = self.state.load(Ordering::Acquire);
         #[cfg(loom)]
-        if crate::sync::tests::mutation::planted("waiter_trusts_selected_before_ready") {
+        if crate::loom::mutation::planted("waiter_trusts_selected_before_ready") {
             // The planted bug: take SELECTED for done, without READY.
             return (state >> SHIFT).checked_sub(1);
         }

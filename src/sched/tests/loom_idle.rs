@@ -124,11 +124,12 @@ fn loom_sleep_notify_loses_no_wake_up() {
 /// stranded.
 #[test]
 fn loom_sleep_notify_mutation_no_recheck_deadlocks() {
-    if super::mutant::is_mutant_run() {
+    if crate::loom::mutation::is_mutant_run() {
         sleep_notify_model(false);
     } else {
-        super::mutant::expect_rejected(
+        crate::loom::mutation::expect_rejected(
             "sched::tests::loom_idle::loom_sleep_notify_mutation_no_recheck_deadlocks",
+            "sleep_without_recheck",
             &["deadlock"],
         );
     }

@@ -116,11 +116,12 @@ fn loom_detach_races_completion() {
 /// joiner read the slot while it is being written: loom reports it.
 #[test]
 fn loom_join_mutation_publish_before_write_is_caught() {
-    if super::mutant::is_mutant_run() {
+    if crate::loom::mutation::is_mutant_run() {
         join_model(true, true);
     } else {
-        super::mutant::expect_rejected(
+        crate::loom::mutation::expect_rejected(
             "sched::tests::loom_join::loom_join_mutation_publish_before_write_is_caught",
+            "join_publish_before_write",
             &["Causality violation"],
         );
     }

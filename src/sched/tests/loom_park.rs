@@ -149,11 +149,12 @@ fn loom_park_unpark_races_the_switch_out() {
 /// concurrent access.
 #[test]
 fn loom_park_unpark_mutation_publish_early_is_caught() {
-    if super::mutant::is_mutant_run() {
+    if crate::loom::mutation::is_mutant_run() {
         park_unpark_model(true);
     } else {
-        super::mutant::expect_rejected(
+        crate::loom::mutation::expect_rejected(
             "sched::tests::loom_park::loom_park_unpark_mutation_publish_early_is_caught",
+            "park_publish_early",
             &["Causality violation"],
         );
     }
@@ -295,11 +296,12 @@ fn loom_unpark_reaches_a_sleeping_home_worker() {
 /// home worker) leaves the worker asleep: loom reports the deadlock.
 #[test]
 fn loom_inbox_mutation_waker_without_unpark_deadlocks() {
-    if super::mutant::is_mutant_run() {
+    if crate::loom::mutation::is_mutant_run() {
         inbox_model(false);
     } else {
-        super::mutant::expect_rejected(
+        crate::loom::mutation::expect_rejected(
             "sched::tests::loom_park::loom_inbox_mutation_waker_without_unpark_deadlocks",
+            "inbox_waker_without_unpark",
             &["deadlock"],
         );
     }

@@ -21,7 +21,5 @@ mod loom_idle;
 mod loom_join;
 #[cfg(loom)]
 mod loom_park;
-#[cfg(loom)]
-mod mutant;
 #[cfg(not(loom))]
 mod unit;

@@ -585,7 +585,7 @@ impl<T> Chan<T> {
         let mut inner = self.lock();
         inner.no_senders = true;
         #[cfg(loom)]
-        if crate::sync::tests::mutation::planted("chan_close_forgets_receivers") {
+        if crate::loom::mutation::planted("chan_close_forgets_receivers") {
             // The planted bug: disconnect without waking the receivers.
             return;
         }
@@ -634,7 +634,7 @@ impl<T> Queue for Side<'_, T> {
     /// under the channel's lock, so selecting them needs no CAS.
     fn abort(&self, cx: &Context) -> bool {
         #[cfg(loom)]
-        if crate::sync::tests::mutation::planted("chan_abort_skips_the_lock") {
+        if crate::loom::mutation::planted("chan_abort_skips_the_lock") {
             // The planted bug: abort outside the lock, racing a selector.
             let aborted = cx.abort_locked();
             if aborted {

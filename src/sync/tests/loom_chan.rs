@@ -9,8 +9,8 @@ use ::loom::sync::Arc;
 use ::loom::sync::atomic::{AtomicUsize, Ordering};
 use ::loom::thread;
 
-use super::mutation;
 use crate::chan::{RecvError, RecvTimeoutError, bounded};
+use crate::loom::mutation;
 
 /// A value that counts its drops.
 #[derive(Debug)]

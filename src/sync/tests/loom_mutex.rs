@@ -7,7 +7,7 @@ use ::loom::cell::UnsafeCell;
 use ::loom::sync::Arc;
 use ::loom::thread;
 
-use super::mutation;
+use crate::loom::mutation;
 use crate::sync::Mutex;
 
 /// Three parties take the lock and bump the counter under it.

@@ -4,7 +4,7 @@
 //! standing in for fibers (`waiter::park`).
 //!
 //! Each model has a twin with a planted bug that loom must reject. A bug is
-//! planted in the real code behind [`mutation::planted`], which exists only
+//! planted in the real code behind [`planted`](crate::loom::mutation::planted), which exists only
 //! in loom builds; the twin runs in a child process (loom aborts the whole
 //! process when it tears down a deadlocked model) with the mutation's name
 //! in its environment, and the test checks the child failed with loom's
@@ -17,5 +17,3 @@
 mod loom_chan;
 #[cfg(all(test, loom))]
 mod loom_mutex;
-#[cfg(loom)]
-pub(crate) mod mutation;

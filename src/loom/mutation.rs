@@ -1,10 +1,11 @@
-//! Planted bugs for the loom models' twins, and the child-process runner.
+//! Planted bugs for the loom models' twins (in `sched/` and `sync/`), and
+//! the child-process runner that checks loom rejects them.
 
 use std::process::Command;
 use std::sync::OnceLock;
 
 /// Names the planted bug in the child's environment.
-const MUTANT_ENV: &str = "WEFT_SYNC_MUTANT";
+const MUTANT_ENV: &str = "WEFT_LOOM_MUTANT";
 
 /// Whether the bug `name` is planted in this process (a mutant child).
 pub(crate) fn planted(name: &str) -> bool {
