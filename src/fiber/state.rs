@@ -271,7 +271,23 @@ impl State {
             // A pinned fiber is claimed here, for its home worker.
             PARKED if s & PINNED != 0 => (Some((s & !LIFECYCLE) | RUNNING), Wake::Resume),
             PARKED => (Some((s & !LIFECYCLE) | SCHEDULED), Wake::Resume),
-            SCHEDULED | RUNNING if s & NOTIFIED == 0 => (Some(s | NOTIFIED), Wake::Nothing),
+            // Written even when the token is set already (the same word,
+            // by a release RMW): whoever consumes the token must see what
+            // this waker did before waking, and a waker that wrote nothing
+            // would not synchronize with it. Then the fiber could consume
+            // an earlier wake's token, re-read its condition stale, and
+            // park for good (`loom_unpark_with_a_stale_token_is_not_lost`;
+            // std's parker swaps NOTIFIED in unconditionally for the same
+            // reason).
+            SCHEDULED | RUNNING => {
+                #[cfg(loom)]
+                if s & NOTIFIED != 0
+                    && crate::loom::mutation::planted("wake_skips_the_write_when_notified")
+                {
+                    return (None, Wake::Nothing);
+                }
+                (Some(s | NOTIFIED), Wake::Nothing)
+            }
             _ => (None, Wake::Nothing),
         })
     }

@@ -332,3 +332,71 @@ fn loom_parker_keeps_a_late_unpark() {
         sleeper.join().unwrap();
     });
 }
+
+/// A pinned fiber that parks in a loop until a flag is set, as
+/// `fiber::park`'s callers do; the flag's setter then unparks it, while
+/// the token of an earlier unpark is still unconsumed. The fiber may
+/// consume that stale token and look at the flag again: it must then see
+/// the flag, or find the setter's own token, or be woken through its
+/// inbox. (Caught a lost wake-up: a wake that found the token already set
+/// wrote nothing, so the fiber consuming that token did not synchronize
+/// with the setter's flag, re-read it unset, and parked for good.)
+#[test]
+fn loom_unpark_with_a_stale_token_is_not_lost() {
+    stale_token_model();
+}
+
+/// The planted bug (a wake that finds the token set writes nothing) loses
+/// the wake-up: loom reports the deadlock.
+#[test]
+fn loom_stale_token_mutation_wake_without_write_deadlocks() {
+    if crate::loom::mutation::is_mutant_run() {
+        stale_token_model();
+    } else {
+        crate::loom::mutation::expect_rejected(
+            "sched::tests::loom_park::loom_stale_token_mutation_wake_without_write_deadlocks",
+            "wake_skips_the_write_when_notified",
+            &["deadlock"],
+        );
+    }
+}
+
+fn stale_token_model() {
+    ::loom::model(|| {
+        let home = Arc::new(Home {
+            inbox: Inbox::new(),
+            parker: Parker::new(),
+            idle: Idle::new(1),
+        });
+        let fiber = Arc::new(ModelFiber::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        assert_eq!(fiber.state.transition_to_running(true), Claim::Run);
+        // An earlier round's unpark, its token not consumed yet.
+        assert_eq!(fiber.state.wake(), Wake::Nothing);
+        let worker = {
+            let (home, fiber, flag) = (home.clone(), fiber.clone(), flag.clone());
+            thread::spawn(move || {
+                // `while !flag { park() }`, with park as `fiber::park` and
+                // `Worker::run_task` do it for a pinned fiber.
+                while !flag.load(Ordering::Acquire) {
+                    if fiber.state.try_consume_notification() {
+                        continue;
+                    }
+                    if fiber.state.transition_to_parked() == Park::Notified {
+                        continue;
+                    }
+                    let woken = home_worker(&home);
+                    assert!(woken.state.load().is_running(), "claimed by its waker");
+                }
+                fiber.resume_and_finish();
+            })
+        };
+        flag.store(true, Ordering::Release);
+        if fiber.state.wake() == Wake::Resume {
+            home.inbox.push(fiber.clone());
+            home.parker.unpark();
+        }
+        worker.join().unwrap();
+        assert_eq!(fiber.resumed.load(Ordering::Relaxed), 1);
+    });
+}
