@@ -234,6 +234,10 @@ impl Driver for Reactor {
             eprintln!("weft: cannot wake the reactor: {err}");
         }
     }
+
+    fn has_sources(&self) -> bool {
+        self.registered.load(Ordering::Relaxed) != 0
+    }
 }
 
 /// The registrations: slots with generations, and a free list.

@@ -32,6 +32,10 @@ pub(crate) trait Driver: Send + Sync + 'static {
 
     /// Makes a `park` in progress return soon (any thread).
     fn unpark(&self);
+
+    /// Whether anything is registered (sockets a fiber may wait on). A
+    /// hint, read without synchronization.
+    fn has_sources(&self) -> bool;
 }
 
 /// The driver and who owns it now (one worker at a time).

@@ -151,6 +151,10 @@ impl Driver for FakeDriver {
         *self.woken.lock().unwrap() = true;
         self.cvar.notify_one();
     }
+
+    fn has_sources(&self) -> bool {
+        false
+    }
 }
 
 #[test]
