@@ -468,3 +468,30 @@ fn yield_now_lets_a_newly_spawned_fiber_run() {
         );
     });
 }
+
+/// The oldest unstarted fiber of a worker's deque still runs while its
+/// worker keeps spawning newer ones: the deque is LIFO for its owner, so
+/// only the owner's occasional look at its oldest task (one fairness round
+/// in 16, `Worker::steal_own_oldest`) starts it on a one-worker runtime.
+#[test]
+fn the_oldest_unstarted_fiber_runs_while_newer_ones_keep_coming() {
+    support::bounded(|| {
+        let rt = runtime(1);
+        let newer = rt.block_on(|| {
+            let started = Arc::new(AtomicBool::new(false));
+            let s = started.clone();
+            let oldest = spawn(move || s.store(true, Ordering::Release));
+            let mut newer = 0u64;
+            while !started.load(Ordering::Acquire) {
+                // Each yield starts the newest task first: this one.
+                drop(spawn(|| {}));
+                newer += 1;
+                yield_now();
+            }
+            oldest.join().unwrap();
+            newer
+        });
+        println!("the oldest fiber started after {newer} newer ones");
+        assert!(newer >= 1, "it waited behind at least one newer fiber");
+    });
+}

@@ -81,6 +81,13 @@ impl Idle {
         searching(state) == 0 && unparked(state) < self.num_workers
     }
 
+    /// Whether every worker is awake and none is searching: then nobody
+    /// will steal queued work unless woken for it. A hint (Relaxed).
+    pub(crate) fn all_busy(&self) -> bool {
+        let state = self.state.load(Ordering::Relaxed);
+        searching(state) == 0 && unparked(state) == self.num_workers
+    }
+
     /// Tries to become a searcher; refused when half the workers already
     /// search.
     pub(crate) fn transition_worker_to_searching(&self) -> bool {
