@@ -8,12 +8,43 @@ use std::time::{Duration, Instant};
 use super::Fiber;
 use super::local::Locals;
 use super::task::{Body, Reason, TaskCell, TaskRef};
-use crate::sched::worker::{self, HandOff};
+use crate::sched::worker::{self, HandOff, Worker};
 
 /// The task whose fiber is running on this thread, if any. The pointer is
 /// valid while that fiber runs (its worker and its own frames hold it).
 fn current_task() -> Option<*const TaskCell<dyn Body>> {
     worker::with_current(|w| w.and_then(|w| w.current_task()))
+}
+
+/// The running fiber's task and the worker running it, found with one
+/// thread-local lookup. The task pointer stays valid while the fiber runs;
+/// the worker pointer only until the fiber next switches out (under the
+/// migration opt-in it may come back on another worker).
+#[derive(Clone, Copy)]
+struct Running {
+    worker: *const Worker,
+    task: *const TaskCell<dyn Body>,
+}
+
+impl Running {
+    fn find() -> Option<Running> {
+        worker::with_current(|w| {
+            let w = w?;
+            w.current_task().map(|task| Running { worker: w, task })
+        })
+    }
+
+    fn task(&self) -> &TaskCell<dyn Body> {
+        // SAFETY: see `current_task`: the fiber is running.
+        unsafe { &*self.task }
+    }
+
+    fn worker(&self) -> &Worker {
+        // SAFETY: the worker lives on its thread's stack for as long as
+        // its loop runs, which includes this fiber's run; `Running` is
+        // used only before the fiber's next switch-out (see above).
+        unsafe { &*self.worker }
+    }
 }
 
 /// A counted reference to the running task.
@@ -49,14 +80,12 @@ pub(crate) fn is_cancelled() -> bool {
 /// worker. A cancelled fiber (the runtime is shutting down, and its
 /// destructors may be running) never suspends: this returns at once, like
 /// a spurious wake-up.
-fn switch_out(task: &TaskCell<dyn Body>, reason: Reason) {
+fn switch_out(running: Running, reason: Reason) {
+    let task = running.task();
     if task.header.state.load().is_cancelled() {
         return;
     }
-    let handed = worker::with_current(|w| {
-        w.expect("a running fiber is on a worker")
-            .hand_off(task, reason)
-    });
+    let handed = running.worker().hand_off(task, reason);
     if handed != HandOff::ToLoop {
         return;
     }
@@ -115,12 +144,10 @@ pub fn current() -> Fiber {
 /// });
 /// ```
 pub fn park() {
-    match current_task() {
-        Some(task) => {
-            // SAFETY: see `current_task`.
-            let task = unsafe { &*task };
-            if !task.header.state.try_consume_notification() {
-                switch_out(task, Reason::Park);
+    match Running::find() {
+        Some(running) => {
+            if !running.task().header.state.try_consume_notification() {
+                switch_out(running, Reason::Park);
             }
         }
         None => std::thread::park(),
@@ -140,10 +167,9 @@ pub fn park() {
 /// });
 /// ```
 pub fn park_timeout(timeout: Duration) {
-    match current_task() {
-        Some(task) => match Instant::now().checked_add(timeout) {
-            // SAFETY: see `current_task`.
-            Some(deadline) => park_until(unsafe { &*task }, deadline),
+    match Running::find() {
+        Some(running) => match Instant::now().checked_add(timeout) {
+            Some(deadline) => park_until(running, deadline),
             None => park(),
         },
         None => std::thread::park_timeout(timeout),
@@ -151,7 +177,8 @@ pub fn park_timeout(timeout: Duration) {
 }
 
 /// Parks the running fiber until woken or until `deadline`.
-fn park_until(task: &TaskCell<dyn Body>, deadline: Instant) {
+fn park_until(running: Running, deadline: Instant) {
+    let task = running.task();
     if task.header.state.try_consume_notification() {
         return;
     }
@@ -159,12 +186,9 @@ fn park_until(task: &TaskCell<dyn Body>, deadline: Instant) {
         .header
         .timer_seq
         .load(std::sync::atomic::Ordering::Relaxed);
-    worker::with_current(|w| {
-        let w = w.expect("a running fiber is on a worker");
-        let task = current_task_ref().expect("a fiber is running");
-        w.arm_timer(deadline, seq, task);
-    });
-    switch_out(task, Reason::Park);
+    let task_ref = current_task_ref().expect("a fiber is running");
+    running.worker().arm_timer(deadline, seq, task_ref);
+    switch_out(running, Reason::Park);
     // Disarm: a timer armed with `seq` that fires later wakes nobody.
     task.header
         .timer_seq
@@ -186,22 +210,28 @@ fn park_until(task: &TaskCell<dyn Body>, deadline: Instant) {
 /// assert!(slept >= Duration::from_millis(10));
 /// ```
 pub fn sleep(duration: Duration) {
-    let Some(task) = current_task() else {
+    if Running::find().is_none() {
         return std::thread::sleep(duration);
-    };
-    // SAFETY: see `current_task`.
-    let task = unsafe { &*task };
+    }
+    // Each round looks the worker up again: a switch-out may end on
+    // another worker under the migration opt-in.
+    let running = || Running::find().expect("a fiber stays a fiber");
     let Some(deadline) = Instant::now().checked_add(duration) else {
         // Longer than the clock can count: sleep until cancelled.
         loop {
-            if task.header.state.load().is_cancelled() {
+            let running = running();
+            if running.task().header.state.load().is_cancelled() {
                 return;
             }
-            switch_out(task, Reason::Park);
+            switch_out(running, Reason::Park);
         }
     };
-    while !task.header.state.load().is_cancelled() && Instant::now() < deadline {
-        park_until(task, deadline);
+    loop {
+        let running = running();
+        if running.task().header.state.load().is_cancelled() || Instant::now() >= deadline {
+            return;
+        }
+        park_until(running, deadline);
     }
 }
 
@@ -218,9 +248,8 @@ pub fn sleep(duration: Duration) {
 /// });
 /// ```
 pub fn yield_now() {
-    match current_task() {
-        // SAFETY: see `current_task`.
-        Some(task) => switch_out(unsafe { &*task }, Reason::Yield),
+    match Running::find() {
+        Some(running) => switch_out(running, Reason::Yield),
         None => std::thread::yield_now(),
     }
 }
