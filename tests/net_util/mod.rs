@@ -1,6 +1,7 @@
 //! Helpers for the `net_*` tests (TESTING.md section 6): the resource
-//! baseline, a watchdog, one-test-at-a-time, socket options std lacks, and
-//! child processes that run a role of the same test binary.
+//! baseline, a watchdog, one-test-at-a-time, socket options std lacks,
+//! child processes that run a role of the same test binary, and (in
+//! [`scenarios`]) the scenarios that more than one test runs.
 //!
 //! Use from a test file with `mod net_util;` (beside `mod support;`).
 
@@ -9,6 +10,8 @@
     unreachable_pub,
     reason = "each test file uses its own subset of these helpers"
 )]
+
+pub mod scenarios;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
