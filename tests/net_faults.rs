@@ -1,8 +1,9 @@
-//! Network faults (TESTING.md 6.2-6.8): clients vanishing mid-request,
-//! half-close, RST during a response, SIGPIPE at its default disposition,
-//! slowloris, EMFILE in the accept loop, and back-pressure. Sizes shrink
-//! in debug builds; every test has a watchdog and a resource baseline.
-//! The scenarios of 6.2, 6.3, 6.4 and 6.6 live in `net_util/scenarios.rs`.
+//! Network faults (TESTING.md 6.2-6.8, 6.11): clients vanishing
+//! mid-request, half-close, RST during a response, SIGPIPE at its default
+//! disposition, slowloris, EMFILE in the accept loop, back-pressure, and
+//! the fd leak sweep over them. Sizes shrink in debug builds; every test
+//! has a watchdog and a resource baseline. The scenarios that the sweep
+//! re-runs live in `net_util/scenarios.rs`.
 
 mod net_util;
 
@@ -301,4 +302,65 @@ fn eagain_backpressure_no_busy_wait() {
     assert!(rss_growth < 8 << 20, "memory grew by {rss_growth} bytes");
     drop(rt);
     base.check("backpressure", Duration::from_secs(2));
+}
+
+/// 6.11: 6.1 smoke, 6.2, 6.3, 6.4 (both writes) and 6.6 back to back in
+/// one process, each on its own runtime: after each, the process has
+/// exactly the fds it had before the first, or the test fails naming
+/// each leaked (or lost) fd and what it points at. The count is taken as
+/// soon as the scenario returns, with no grace period: dropping a runtime
+/// joins its workers, which unwind every fiber still parked, so the
+/// sockets they held are closed by then. The sweep runs in a child
+/// process of its own, where no other test's fds come and go; it asserts
+/// what each scenario asserts, but not the timing bounds of their own
+/// tests.
+#[test]
+fn fd_leak_sweep() {
+    if net_util::role().as_deref() == Some("fd_sweep") {
+        fd_sweep();
+        return;
+    }
+    // Alone: the other tests of this binary measure CPU and latency.
+    let _serial = serial();
+    let _dog = watchdog("fd_leak_sweep", Duration::from_secs(170));
+    let mut child = net_util::spawn_role("fd_leak_sweep", "fd_sweep", &[]);
+    // Proves the child ran the sweep, not an empty test selection.
+    let baseline = child.expect_line("SWEEP BASELINE");
+    let (status, stderr) = child.finish(Duration::from_secs(150));
+    println!("fd leak sweep: baseline {baseline}; child exit {status:?}");
+    assert!(status.success(), "the sweep failed: {status:?}\n{stderr}");
+}
+
+/// The sweep itself, in the child.
+fn fd_sweep() {
+    let before = net_util::fd_listing();
+    let baseline = net_util::fd_count();
+    println!("SWEEP BASELINE {baseline} fds: {before:?}");
+    let check = |scenario: &str| {
+        let now = net_util::fd_count();
+        println!("fd sweep: after {scenario}: {now} fds (before the first: {baseline})");
+        if now != baseline {
+            let listing = net_util::fd_listing();
+            let leaked: Vec<&String> = listing.iter().filter(|fd| !before.contains(fd)).collect();
+            let lost: Vec<&String> = before.iter().filter(|fd| !listing.contains(fd)).collect();
+            panic!(
+                "fd sweep: after {scenario}, {now} fds instead of {baseline}; leaked: {leaked:#?}; closed but open before: {lost:#?}"
+            );
+        }
+    };
+    scenarios::echo_smoke();
+    check("6.1 smoke (echo)");
+    scenarios::client_disconnects_mid_request(DISCONNECTS);
+    check("6.2 client_disconnects_mid_request");
+    scenarios::half_close(HALF_CLOSES);
+    check("6.3 half_close");
+    for vectored in [false, true] {
+        let (kind, _) = scenarios::rst_during_response(vectored);
+        assert_reset_or_broken_pipe(kind);
+        check(&format!("6.4 rst_during_response (vectored: {vectored})"));
+    }
+    let (slow, normal, requests) = SLOWLORIS;
+    let run = scenarios::slowloris(slow, normal, requests);
+    assert_eq!(run.closes.len(), slow);
+    check("6.6 slowloris");
 }
