@@ -1,20 +1,30 @@
-//! Network faults (TESTING.md 6.2-6.8): clients vanishing mid-request,
-//! half-close, RST during a response, SIGPIPE at its default disposition,
-//! slowloris, EMFILE in the accept loop, and back-pressure. Sizes shrink
-//! in debug builds; every test has a watchdog and a resource baseline.
+//! Network faults (TESTING.md 6.2-6.8, 6.11): clients vanishing
+//! mid-request, half-close, RST during a response, SIGPIPE at its default
+//! disposition, slowloris, EMFILE in the accept loop, back-pressure, and
+//! the fd leak sweep over them. Sizes shrink in debug builds; every test
+//! has a watchdog and a resource baseline. The scenarios that the sweep
+//! re-runs live in `net_util/scenarios.rs`.
 
 mod net_util;
 
-use std::io::{ErrorKind, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use net_util::{Baseline, cpu_time, percentile, runtime, serial, set_linger_zero, watchdog};
+use net_util::scenarios::{self, SLOWLORIS_DEADLINE};
+use net_util::{Baseline, cpu_time, percentile, runtime, serial, watchdog};
 use weft::net::{TcpListener, TcpStream};
 
 const RELEASE: bool = !cfg!(debug_assertions);
+
+/// 6.2's size.
+const DISCONNECTS: usize = if RELEASE { 10_000 } else { 2_000 };
+/// 6.3's size.
+const HALF_CLOSES: usize = if RELEASE { 1000 } else { 100 };
+/// 6.6's size: slow clients, normal clients, requests per normal client.
+const SLOWLORIS: (usize, usize, usize) = (1000, 100, 100);
 
 /// 6.2: clients send 30 of 64 bytes and close, alternating FIN and RST.
 /// Handlers see EOF or a reset, never panic; the accept loop keeps
@@ -24,83 +34,7 @@ fn client_disconnects_mid_request() {
     let _serial = serial();
     let _dog = watchdog("client_disconnects_mid_request", Duration::from_secs(90));
     let base = Baseline::take();
-    let iterations = if RELEASE { 10_000 } else { 2_000 };
-    let rt = runtime(2);
-    let outcomes = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
-    let served = Arc::new(AtomicUsize::new(0));
-    let addr = {
-        let (outcomes, served) = (outcomes.clone(), served.clone());
-        rt.block_on(move || {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            weft::spawn(move || {
-                for conn in listener.incoming() {
-                    let mut conn = conn.expect("the accept loop keeps going");
-                    let (outcomes, served) = (outcomes.clone(), served.clone());
-                    weft::spawn(move || {
-                        let mut request = [0u8; 64];
-                        match conn.read_exact(&mut request) {
-                            Ok(()) => {
-                                conn.write_all(&request).unwrap();
-                                served.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(err) => {
-                                *outcomes
-                                    .lock()
-                                    .unwrap()
-                                    .entry(format!("{:?}", err.kind()))
-                                    .or_default() += 1;
-                            }
-                        }
-                    });
-                }
-            });
-            addr
-        })
-    };
-    let start = Instant::now();
-    let mut probes = 0;
-    for i in 0..iterations {
-        let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        conn.write_all(&[b'x'; 30]).unwrap();
-        if i % 2 == 1 {
-            set_linger_zero(&conn);
-        }
-        drop(conn);
-        if (i + 1) % 1000 == 0 {
-            let mut probe = std::net::TcpStream::connect(addr).unwrap();
-            probe
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            probe.write_all(&[b'p'; 64]).unwrap();
-            let mut reply = [0u8; 64];
-            probe.read_exact(&mut reply).unwrap();
-            assert_eq!(reply, [b'p'; 64]);
-            probes += 1;
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let seen = loop {
-        let seen: usize = outcomes.lock().unwrap().values().sum();
-        if seen >= iterations || Instant::now() > deadline {
-            break seen;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let outcomes = outcomes.lock().unwrap().clone();
-    println!(
-        "client disconnects: {iterations} half requests (FIN/RST alternating) in {:.2?}: handlers saw {outcomes:?}; {probes} probes served",
-        start.elapsed()
-    );
-    assert_eq!(seen, iterations);
-    assert!(
-        outcomes
-            .keys()
-            .all(|k| k == "UnexpectedEof" || k == "ConnectionReset"),
-        "unexpected outcomes {outcomes:?}"
-    );
-    assert_eq!(served.load(Ordering::Relaxed), probes);
-    drop(rt);
+    scenarios::client_disconnects_mid_request(DISCONNECTS);
     base.check("client disconnects", Duration::from_secs(2));
 }
 
@@ -111,125 +45,16 @@ fn half_close() {
     let _serial = serial();
     let _dog = watchdog("half_close", Duration::from_secs(90));
     let base = Baseline::take();
-    let iterations = if RELEASE { 1000 } else { 100 };
-    const MIB: usize = 1 << 20;
-    let rt = runtime(2);
-    let start = Instant::now();
-    rt.block_on(move || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = weft::spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            let response = vec![b'r'; MIB];
-            for _ in 0..iterations {
-                let (mut conn, _) = listener.accept().unwrap();
-                let mut got = 0;
-                loop {
-                    match conn.read(&mut buf).unwrap() {
-                        0 => break,
-                        n => got += n,
-                    }
-                }
-                assert_eq!(got, MIB, "the whole request before EOF");
-                conn.write_all(&response).unwrap();
-            }
-            // The reverse: the server closes its side first.
-            let (conn, _) = listener.accept().unwrap();
-            conn.shutdown(Shutdown::Write).unwrap();
-            let mut got = 0;
-            loop {
-                match (&conn).read(&mut buf).unwrap() {
-                    0 => break,
-                    n => got += n,
-                }
-            }
-            got
-        });
-        let request = vec![b'q'; MIB];
-        let mut buf = vec![0u8; 64 * 1024];
-        for _ in 0..iterations {
-            let mut conn = TcpStream::connect(addr).unwrap();
-            conn.write_all(&request).unwrap();
-            conn.shutdown(Shutdown::Write).unwrap();
-            let mut got = 0;
-            loop {
-                match conn.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(err) => panic!("no RST expected: {err}"),
-                }
-            }
-            assert_eq!(got, MIB);
-        }
-        let mut conn = TcpStream::connect(addr).unwrap();
-        assert_eq!(conn.read(&mut buf).unwrap(), 0, "the server's FIN");
-        for _ in 0..16 {
-            conn.write_all(&request[..64 * 1024]).unwrap(); // writes still succeed
-        }
-        conn.shutdown(Shutdown::Write).unwrap();
-        assert_eq!(server.join().unwrap(), 16 * 64 * 1024);
-    });
-    println!(
-        "half close: {iterations} x (1 MiB request, FIN, 1 MiB response) and the reverse in {:.2?}",
-        start.elapsed()
-    );
-    drop(rt);
+    scenarios::half_close(HALF_CLOSES);
     base.check("half close", Duration::from_secs(2));
 }
 
-/// The server writes 64 MiB; the client reads 4 KiB and resets. Returns
-/// the server's error kind and how long after the reset it came.
-fn rst_during_response(vectored: bool) -> (ErrorKind, Duration) {
-    let rt = runtime(2);
-    rt.block_on(move || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reset_at = Arc::new(Mutex::new(None::<Instant>));
-        let client = {
-            let reset_at = reset_at.clone();
-            weft::spawn(move || {
-                let mut conn = TcpStream::connect(addr).unwrap();
-                let mut buf = [0u8; 4096];
-                conn.read_exact(&mut buf).unwrap();
-                set_linger_zero(&conn);
-                *reset_at.lock().unwrap() = Some(Instant::now());
-                drop(conn);
-            })
-        };
-        let (mut conn, _) = listener.accept().unwrap();
-        let chunk = vec![b'z'; 1 << 20];
-        let mut sent = 0usize;
-        let err = loop {
-            let result = if vectored {
-                conn.write_vectored(&[
-                    IoSlice::new(&chunk[..1 << 19]),
-                    IoSlice::new(&chunk[1 << 19..]),
-                ])
-            } else {
-                conn.write(&chunk)
-            };
-            match result {
-                Ok(n) => sent += n,
-                Err(err) => break err,
-            }
-            assert!(sent < 64 << 20, "64 MiB written to a reset peer");
-        };
-        let after = reset_at
-            .lock()
-            .unwrap()
-            .expect("the client reset")
-            .elapsed();
-        client.join().unwrap();
-        // A reset is reported once; the writes after it get EPIPE, which is
-        // where a plain writev raises SIGPIPE.
-        let again = conn
-            .write_vectored(&[IoSlice::new(&chunk[..4096])])
-            .unwrap_err();
-        assert_eq!(again.kind(), ErrorKind::BrokenPipe, "{again}");
-        let again = conn.write(&chunk[..4096]).unwrap_err();
-        assert_eq!(again.kind(), ErrorKind::BrokenPipe, "{again}");
-        (err.kind(), after)
-    })
+/// 6.4's pass: the first failed write says the peer reset or went away.
+fn assert_reset_or_broken_pipe(kind: ErrorKind) {
+    assert!(
+        matches!(kind, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+        "{kind:?}"
+    );
 }
 
 /// 6.4: a reset peer makes the write fail promptly, with `write` and with
@@ -240,14 +65,11 @@ fn rst_during_response_fails_the_write() {
     let _dog = watchdog("rst_during_response", Duration::from_secs(30));
     let base = Baseline::take();
     for vectored in [false, true] {
-        let (kind, after) = rst_during_response(vectored);
+        let (kind, after) = scenarios::rst_during_response(vectored);
         println!(
             "rst during response (vectored: {vectored}): {kind:?} {after:.2?} after the reset"
         );
-        assert!(
-            matches!(kind, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
-            "{kind:?}"
-        );
+        assert_reset_or_broken_pipe(kind);
         assert!(after < Duration::from_secs(1));
     }
     base.check("rst during response", Duration::from_secs(2));
@@ -262,7 +84,7 @@ fn sigpipe_default_disposition() {
         // SAFETY: restoring the default disposition of SIGPIPE; no handler.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         for _ in 0..3 {
-            let (kind, _) = rst_during_response(true);
+            let (kind, _) = scenarios::rst_during_response(true);
             println!("KIND {kind:?}");
         }
         println!("SURVIVED");
@@ -285,114 +107,24 @@ fn slowloris() {
     let _serial = serial();
     let _dog = watchdog("slowloris", Duration::from_secs(60));
     let base = Baseline::take();
-    const SLOW: usize = 1000;
-    const NORMAL: usize = 100;
-    const REQUESTS: usize = 100;
-    const DEADLINE: Duration = Duration::from_secs(2);
-    let rt = runtime(2);
-    let (closes, latencies) = rt.block_on(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        weft::spawn(move || {
-            for conn in listener.incoming() {
-                let conn = conn.unwrap();
-                weft::spawn(move || serve_with_deadline(conn, DEADLINE));
-            }
-        });
-        let slow: Vec<_> = (0..SLOW)
-            .map(|_| weft::spawn(move || slow_client(addr)))
-            .collect();
-        weft::sleep(Duration::from_millis(200));
-        let normal: Vec<_> = (0..NORMAL)
-            .map(|_| {
-                weft::spawn(move || {
-                    let mut conn = TcpStream::connect(addr).unwrap();
-                    let mut latencies = Vec::with_capacity(REQUESTS);
-                    let mut reply = [0u8; 64];
-                    for _ in 0..REQUESTS {
-                        let start = Instant::now();
-                        conn.write_all(&[b'n'; 64]).unwrap();
-                        conn.read_exact(&mut reply).unwrap();
-                        latencies.push(start.elapsed());
-                        weft::sleep(Duration::from_millis(5));
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        let mut latencies: Vec<Duration> =
-            normal.into_iter().flat_map(|h| h.join().unwrap()).collect();
-        latencies.sort_unstable();
-        let closes: Vec<Duration> = slow.into_iter().map(|h| h.join().unwrap()).collect();
-        (closes, latencies)
-    });
+    let (slow, normal, requests) = SLOWLORIS;
+    let run = scenarios::slowloris(slow, normal, requests);
     let (min, max) = (
-        closes.iter().min().copied().unwrap_or_default(),
-        closes.iter().max().copied().unwrap_or_default(),
+        run.closes.iter().min().copied().unwrap_or_default(),
+        run.closes.iter().max().copied().unwrap_or_default(),
     );
-    let p99 = percentile(&latencies, 0.99);
+    let p99 = percentile(&run.latencies, 0.99);
     println!(
-        "slowloris: {SLOW} slow connections closed {min:.2?}..{max:.2?} after their first byte; {} normal requests, p50 {:.2?}, p99 {p99:.2?}",
-        latencies.len(),
-        percentile(&latencies, 0.5)
+        "slowloris: {slow} slow connections closed {min:.2?}..{max:.2?} after their first byte; {} normal requests, p50 {:.2?}, p99 {p99:.2?}",
+        run.latencies.len(),
+        percentile(&run.latencies, 0.5)
     );
-    assert_eq!(latencies.len(), NORMAL * REQUESTS);
     assert!(
-        min >= DEADLINE && max <= DEADLINE + Duration::from_millis(600),
+        min >= SLOWLORIS_DEADLINE && max <= SLOWLORIS_DEADLINE + Duration::from_millis(600),
         "{min:?}..{max:?}"
     );
     assert!(p99 < Duration::from_millis(50), "normal p99 {p99:?}");
-    drop(rt);
     base.check("slowloris", Duration::from_secs(3));
-}
-
-/// Serves 64-byte requests; a request must complete within `deadline` of
-/// its first byte (Go's ReadHeaderTimeout).
-fn serve_with_deadline(mut conn: TcpStream, deadline: Duration) {
-    let mut request = [0u8; 64];
-    loop {
-        let mut got = 0;
-        let mut ends = None;
-        while got < request.len() {
-            if let Some(ends) = ends {
-                let left = Instant::saturating_duration_since(&ends, Instant::now());
-                if left.is_zero() {
-                    return;
-                }
-                conn.set_read_timeout(Some(left)).unwrap();
-            } else {
-                conn.set_read_timeout(None).unwrap();
-            }
-            match conn.read(&mut request[got..]) {
-                Ok(0) | Err(_) => return, // EOF, reset, or the deadline
-                Ok(n) => {
-                    got += n;
-                    ends.get_or_insert_with(|| Instant::now() + deadline);
-                }
-            }
-        }
-        if conn.write_all(&request).is_err() {
-            return;
-        }
-    }
-}
-
-/// Sends a byte every 500 ms; returns how long after the first byte the
-/// server closed the connection.
-fn slow_client(addr: SocketAddr) -> Duration {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let first = Instant::now();
-    loop {
-        let _ = conn.write(b"s");
-        match conn.read(&mut [0u8; 8]) {
-            Err(err) if err.kind() == ErrorKind::TimedOut => {}
-            Ok(0) | Err(_) => return first.elapsed(),
-            Ok(_) => panic!("a reply to a request that never finished"),
-        }
-        assert!(first.elapsed() < Duration::from_secs(10), "never closed");
-    }
 }
 
 /// 6.7: with RLIMIT_NOFILE 256 the accept loop hits EMFILE; it neither
@@ -570,4 +302,65 @@ fn eagain_backpressure_no_busy_wait() {
     assert!(rss_growth < 8 << 20, "memory grew by {rss_growth} bytes");
     drop(rt);
     base.check("backpressure", Duration::from_secs(2));
+}
+
+/// 6.11: 6.1 smoke, 6.2, 6.3, 6.4 (both writes) and 6.6 back to back in
+/// one process, each on its own runtime: after each, the process has
+/// exactly the fds it had before the first, or the test fails naming
+/// each leaked (or lost) fd and what it points at. The count is taken as
+/// soon as the scenario returns, with no grace period: dropping a runtime
+/// joins its workers, which unwind every fiber still parked, so the
+/// sockets they held are closed by then. The sweep runs in a child
+/// process of its own, where no other test's fds come and go; it asserts
+/// what each scenario asserts, but not the timing bounds of their own
+/// tests.
+#[test]
+fn fd_leak_sweep() {
+    if net_util::role().as_deref() == Some("fd_sweep") {
+        fd_sweep();
+        return;
+    }
+    // Alone: the other tests of this binary measure CPU and latency.
+    let _serial = serial();
+    let _dog = watchdog("fd_leak_sweep", Duration::from_secs(170));
+    let mut child = net_util::spawn_role("fd_leak_sweep", "fd_sweep", &[]);
+    // Proves the child ran the sweep, not an empty test selection.
+    let baseline = child.expect_line("SWEEP BASELINE");
+    let (status, stderr) = child.finish(Duration::from_secs(150));
+    println!("fd leak sweep: baseline {baseline}; child exit {status:?}");
+    assert!(status.success(), "the sweep failed: {status:?}\n{stderr}");
+}
+
+/// The sweep itself, in the child.
+fn fd_sweep() {
+    let before = net_util::fd_listing();
+    let baseline = net_util::fd_count();
+    println!("SWEEP BASELINE {baseline} fds: {before:?}");
+    let check = |scenario: &str| {
+        let now = net_util::fd_count();
+        println!("fd sweep: after {scenario}: {now} fds (before the first: {baseline})");
+        if now != baseline {
+            let listing = net_util::fd_listing();
+            let leaked: Vec<&String> = listing.iter().filter(|fd| !before.contains(fd)).collect();
+            let lost: Vec<&String> = before.iter().filter(|fd| !listing.contains(fd)).collect();
+            panic!(
+                "fd sweep: after {scenario}, {now} fds instead of {baseline}; leaked: {leaked:#?}; closed but open before: {lost:#?}"
+            );
+        }
+    };
+    scenarios::echo_smoke();
+    check("6.1 smoke (echo)");
+    scenarios::client_disconnects_mid_request(DISCONNECTS);
+    check("6.2 client_disconnects_mid_request");
+    scenarios::half_close(HALF_CLOSES);
+    check("6.3 half_close");
+    for vectored in [false, true] {
+        let (kind, _) = scenarios::rst_during_response(vectored);
+        assert_reset_or_broken_pipe(kind);
+        check(&format!("6.4 rst_during_response (vectored: {vectored})"));
+    }
+    let (slow, normal, requests) = SLOWLORIS;
+    let run = scenarios::slowloris(slow, normal, requests);
+    assert_eq!(run.closes.len(), slow);
+    check("6.6 slowloris");
 }

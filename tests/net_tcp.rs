@@ -13,89 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use net_util::scenarios::{self, spawn_echo_server};
 use net_util::{Baseline, runtime, serial, watchdog};
 use weft::net::{TcpListener, TcpStream};
-
-/// Spawns an echo server fiber on the current runtime; returns its address.
-fn spawn_echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    weft::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            weft::spawn(move || {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 #[test]
 fn echo_smoke_1000_conns_100_round_trips() {
     let _serial = serial();
     let _dog = watchdog("echo_smoke", Duration::from_secs(60));
     let base = Baseline::take();
-    const CONNS: usize = 1000;
-    const ROUNDS: usize = 100;
-    let start = Instant::now();
-    let rt = runtime(2);
-    let (errors, bytes) = rt.block_on(|| {
-        let addr = spawn_echo_server();
-        let errors = Arc::new(AtomicUsize::new(0));
-        let bytes = Arc::new(AtomicU64::new(0));
-        let clients: Vec<_> = (0..CONNS)
-            .map(|c| {
-                let (errors, bytes) = (errors.clone(), bytes.clone());
-                weft::spawn(move || {
-                    let mut conn = match TcpStream::connect(addr) {
-                        Ok(conn) => conn,
-                        Err(_) => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                            return;
-                        }
-                    };
-                    let mut reply = [0u8; 64];
-                    for round in 0..ROUNDS {
-                        let msg: Vec<u8> = (0..64).map(|i| (c + round + i) as u8).collect();
-                        let ok = conn.write_all(&msg).is_ok()
-                            && conn.read_exact(&mut reply).is_ok()
-                            && reply[..] == msg[..];
-                        if !ok {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                            return;
-                        }
-                        bytes.fetch_add(64, Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
-        for client in clients {
-            client.join().unwrap();
-        }
-        (
-            errors.load(Ordering::Relaxed),
-            bytes.load(Ordering::Relaxed),
-        )
-    });
-    drop(rt);
-    let elapsed = start.elapsed();
-    println!(
-        "echo smoke: {CONNS} connections x {ROUNDS} round trips in {elapsed:.2?} ({:.0} round trips/s), {errors} errors",
-        (CONNS * ROUNDS) as f64 / elapsed.as_secs_f64()
-    );
-    assert_eq!(errors, 0);
-    assert_eq!(bytes, (CONNS * ROUNDS * 64) as u64, "every byte echoed");
+    let elapsed = scenarios::echo_smoke();
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
     base.check("echo smoke", Duration::from_secs(2));
 }

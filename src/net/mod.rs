@@ -83,6 +83,9 @@
 //! edge-triggered poller. `ECONNABORTED` and `EINTR` are retried at once.
 //! A listener in non-blocking mode returns these errors instead.
 
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault;
 mod reactor;
 mod registration;
 mod source;
@@ -117,10 +120,17 @@ fn accept_with_backoff<L: std::os::fd::AsRawFd, T>(
 ) -> io::Result<T> {
     let mut delay = ACCEPT_BACKOFF_MIN;
     loop {
-        match source.do_io(Direction::Read, &mut accept) {
+        let accepted = source.do_io(Direction::Read, |listener| {
+            #[cfg(feature = "fault-injection")]
+            fault::accept(source)?;
+            accept(listener)
+        });
+        match accepted {
             Ok(accepted) => return Ok(accepted),
             Err(err) if sys::is_connection_aborted(&err) => continue,
             Err(err) if sys::is_resource_exhausted(&err) && !nonblocking => {
+                #[cfg(feature = "fault-injection")]
+                fault::backoff(source);
                 log_accept_backoff(&err, delay);
                 crate::sleep(delay);
                 if let Ok(Some(reg)) = source.registration()
@@ -233,8 +243,11 @@ macro_rules! stream_io {
         impl std::io::Read for &$weft {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 let len = buf.len();
-                self.source
-                    .do_stream_io(Direction::Read, len, |s| std::io::Read::read(&mut &*s, buf))
+                self.source.do_stream_io(Direction::Read, len, |s| {
+                    #[cfg(feature = "fault-injection")]
+                    crate::net::fault::read(&self.source)?;
+                    std::io::Read::read(&mut &*s, buf)
+                })
             }
 
             fn read_vectored(
@@ -251,8 +264,11 @@ macro_rules! stream_io {
         impl std::io::Write for &$weft {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 let fd = self.source.fd();
-                self.source
-                    .do_stream_io(Direction::Write, buf.len(), |_| sys::send(fd, buf))
+                self.source.do_stream_io(Direction::Write, buf.len(), |_| {
+                    #[cfg(feature = "fault-injection")]
+                    let buf = crate::net::fault::write(&self.source, buf)?;
+                    sys::send(fd, buf)
+                })
             }
 
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {

@@ -1,6 +1,7 @@
 //! Helpers for the `net_*` tests (TESTING.md section 6): the resource
-//! baseline, a watchdog, one-test-at-a-time, socket options std lacks, and
-//! child processes that run a role of the same test binary.
+//! baseline, a watchdog, one-test-at-a-time, socket options std lacks,
+//! child processes that run a role of the same test binary, and (in
+//! [`scenarios`]) the scenarios that more than one test runs.
 //!
 //! Use from a test file with `mod net_util;` (beside `mod support;`).
 
@@ -9,6 +10,8 @@
     unreachable_pub,
     reason = "each test file uses its own subset of these helpers"
 )]
+
+pub mod scenarios;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -47,8 +50,10 @@ pub fn fd_count() -> usize {
         .saturating_sub(1)
 }
 
-/// The fds open now, with what they point at (for leak reports).
+/// The fds open now, with what they point at (for leak reports), as
+/// "fd -> target" lines; not the one used to list them.
 pub fn fd_listing() -> Vec<String> {
+    let own_dir = format!("/proc/{}/fd", std::process::id());
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")
         .expect("list /proc/self/fd")
@@ -57,6 +62,9 @@ pub fn fd_listing() -> Vec<String> {
         let target = std::fs::read_link(entry.path())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "?".to_owned());
+        if target == own_dir {
+            continue;
+        }
         out.push(format!(
             "{} -> {target}",
             entry.file_name().to_string_lossy()

@@ -1,0 +1,304 @@
+//! TESTING.md 6.9 `errno_injection`: scripted errors in the accept, read
+//! and write paths (Go's `socktest` style), handled by weft's real retry,
+//! back-off and park logic. Needs the `fault-injection` feature:
+//!
+//! ```text
+//! cargo test --release --features fault-injection --test net_errno_injection
+//! ```
+//!
+//! Each injector is armed on one socket's fd and dropped before that
+//! socket closes, so the tests cannot disturb each other when the harness
+//! runs them in parallel. The accept tests print weft's back-off log line
+//! ("accept error: Too many open files ...") for the injected errors.
+
+#![cfg(feature = "fault-injection")]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft::net::fault::{Fault, Injector, Op};
+use weft::net::{TcpListener, TcpStream};
+
+/// The first step of `accept`'s back-off (`ACCEPT_BACKOFF_MIN` in
+/// `src/net/mod.rs`); it doubles from there.
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+
+/// How long a parked operation is watched for extra attempts (a fiber
+/// that spins instead of parking makes thousands in this time).
+const PARKED_WINDOW: Duration = Duration::from_millis(50);
+
+fn runtime() -> weft::Runtime {
+    weft::Runtime::builder()
+        .workers(2)
+        .build()
+        .expect("start a runtime")
+}
+
+/// Waits (in a fiber) until `cond` holds; a hang guard, not a timing
+/// assertion.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "gave up waiting for: {what}"
+        );
+        weft::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Asserts that `op` is parked: its attempts do not move while nothing
+/// happens on the socket, and the operation has not returned. Returns the
+/// attempts so far.
+fn assert_parked<T: Send + 'static>(
+    injector: &Injector,
+    op: Op,
+    pending: &weft::JoinHandle<T>,
+) -> usize {
+    // Let a stray event of the fresh registration (the first EPOLLOUT)
+    // land first: it may cost one more (real, EAGAIN) attempt.
+    weft::sleep(PARKED_WINDOW);
+    let before = injector.attempts(op);
+    weft::sleep(PARKED_WINDOW);
+    let after = injector.attempts(op);
+    assert_eq!(
+        before, after,
+        "{op:?} kept trying without an event: it spins instead of parking"
+    );
+    assert!(!pending.is_finished(), "{op:?} returned instead of parking");
+    after
+}
+
+/// ECONNABORTED and EINTR are retried at once (no back-off) and the accept
+/// returns the real connection; EMFILE, ENFILE, ENOBUFS and ENOMEM each go
+/// to the back-off once, then the accept returns the real connection.
+#[test]
+fn accept_errors_are_retried_or_backed_off() {
+    support::bounded(|| {
+        let rt = runtime();
+        rt.block_on(|| {
+            for (errno, backs_off) in [
+                (libc::ECONNABORTED, false),
+                (libc::EINTR, false),
+                (libc::EMFILE, true),
+                (libc::ENFILE, true),
+                (libc::ENOBUFS, true),
+                (libc::ENOMEM, true),
+            ] {
+                let name = std::io::Error::from_raw_os_error(errno);
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let injector = Injector::arm(&listener);
+                injector.push(Op::Accept, [Fault::Errno(errno)]);
+                let start = Instant::now();
+                let (conn, peer) = listener
+                    .accept()
+                    .unwrap_or_else(|err| panic!("{name}: the accept failed: {err}"));
+                let took = start.elapsed();
+                println!("accept with {name} injected: {took:.2?}");
+                assert_eq!(peer, client.local_addr().unwrap(), "{name}: the real peer");
+                assert_eq!(conn.peer_addr().unwrap(), client.local_addr().unwrap());
+                assert_eq!(injector.hits(Op::Accept, Fault::Errno(errno)), 1, "{name}");
+                assert_eq!(injector.pending(Op::Accept), 0, "{name}");
+                assert_eq!(
+                    injector.attempts(Op::Accept),
+                    2,
+                    "{name}: the injected attempt, then the real accept"
+                );
+                if backs_off {
+                    assert_eq!(injector.backoffs(), 1, "{name} goes to the back-off");
+                    assert!(
+                        took >= FIRST_BACKOFF,
+                        "{name}: {took:?} < {FIRST_BACKOFF:?}"
+                    );
+                } else {
+                    assert_eq!(
+                        injector.backoffs(),
+                        0,
+                        "{name} is retried without a back-off"
+                    );
+                }
+            }
+        });
+    });
+}
+
+/// TESTING.md's whole accept script in one accept, no connection pending:
+/// ECONNABORTED and EINTR retried, four back-offs (5, 10, 20, 40 ms), then
+/// EAGAIN parks the fiber until a client connects, and the accept returns
+/// that client's connection.
+#[test]
+fn accept_error_script_then_eagain_parks() {
+    let script = [
+        Fault::Errno(libc::ECONNABORTED),
+        Fault::Errno(libc::EINTR),
+        Fault::Errno(libc::EMFILE),
+        Fault::Errno(libc::ENFILE),
+        Fault::Errno(libc::ENOBUFS),
+        Fault::Errno(libc::ENOMEM),
+        Fault::Errno(libc::EAGAIN),
+    ];
+    support::bounded(move || {
+        let rt = runtime();
+        rt.block_on(move || {
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = listener.local_addr().unwrap();
+            let injector = Injector::arm(&*listener);
+            injector.push(Op::Accept, script);
+            let start = Instant::now();
+            let accept = {
+                let listener = listener.clone();
+                weft::spawn(move || {
+                    let accepted = listener.accept().unwrap();
+                    (accepted, start.elapsed())
+                })
+            };
+            wait_for("the whole script consumed", || {
+                injector.pending(Op::Accept) == 0
+            });
+            let attempts = assert_parked(&injector, Op::Accept, &accept);
+            assert_eq!(attempts, script.len(), "one attempt per injected error");
+            let client = TcpStream::connect(addr).unwrap();
+            let ((_conn, peer), took) = accept.join().unwrap();
+            println!("accept through the whole script: {took:.2?}");
+            assert_eq!(peer, client.local_addr().unwrap(), "the real connection");
+            for fault in script {
+                assert_eq!(injector.hits(Op::Accept, fault), 1, "{fault:?}");
+            }
+            assert_eq!(injector.backoffs(), 4, "EMFILE, ENFILE, ENOBUFS, ENOMEM");
+            assert_eq!(injector.attempts(Op::Accept), script.len() + 1);
+            let backoffs = FIRST_BACKOFF * (1 + 2 + 4 + 8);
+            assert!(took >= backoffs, "{took:?} < {backoffs:?} of back-off");
+        });
+    });
+}
+
+/// A connected pair on the current runtime: (client, server side).
+fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
+}
+
+/// Reads: EINTR is retried and the read returns the data; EAGAIN parks
+/// the fiber until data comes; EAGAIN with a spurious readiness makes the
+/// fiber try again, find nothing, and park again without an error, until
+/// data comes.
+#[test]
+fn read_eintr_retried_eagain_and_spurious_readiness_repark() {
+    support::bounded(|| {
+        let rt = runtime();
+        rt.block_on(|| {
+            let (mut client, server) = pair();
+            let server = Arc::new(server);
+            let injector = Injector::arm(&*server);
+            // One read of exactly the bytes the client sends: a short read
+            // would mark the socket drained, and the next read would then
+            // park before its first attempt, never meeting its script.
+            let read = |server: &Arc<TcpStream>, len: usize| {
+                let server = server.clone();
+                weft::spawn(move || {
+                    let mut buf = vec![0u8; len];
+                    let n = (&*server).read(&mut buf).expect("no error reaches the reader");
+                    buf.truncate(n);
+                    buf
+                })
+            };
+
+            // EINTR, data already there.
+            client.write_all(b"first").unwrap();
+            injector.push(Op::Read, [Fault::Errno(libc::EINTR)]);
+            let before = injector.attempts(Op::Read);
+            assert_eq!(read(&server, 5).join().unwrap(), b"first");
+            assert_eq!(injector.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
+            assert_eq!(injector.attempts(Op::Read) - before, 2, "EINTR, then the read");
+
+            // EAGAIN, nothing sent yet: the reader parks until data comes.
+            injector.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
+            let reader = read(&server, 6);
+            wait_for("EAGAIN injected", || {
+                injector.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
+            });
+            assert_parked(&injector, Op::Read, &reader);
+            client.write_all(b"second").unwrap();
+            assert_eq!(reader.join().unwrap(), b"second");
+
+            // EAGAIN with a spurious readiness: one more attempt (the
+            // kernel's own EAGAIN), then parked again.
+            injector.push(Op::Read, [Fault::SpuriousReadiness]);
+            let before = injector.attempts(Op::Read);
+            let reader = read(&server, 5);
+            wait_for("the spurious readiness injected", || {
+                injector.hits(Op::Read, Fault::SpuriousReadiness) == 1
+            });
+            let attempts = assert_parked(&injector, Op::Read, &reader) - before;
+            assert!(
+                attempts >= 2,
+                "the readiness was not acted on: {attempts} attempt(s)"
+            );
+            client.write_all(b"third").unwrap();
+            assert_eq!(reader.join().unwrap(), b"third");
+            println!(
+                "reads: EINTR retried; EAGAIN parked; a spurious readiness took {attempts} attempts, then parked"
+            );
+            assert_eq!(injector.pending(Op::Read), 0);
+        });
+    });
+}
+
+/// Writes: EINTR is retried (a single `write` returns the bytes, not the
+/// error); a short write of 1 byte is reported as such; short writes and
+/// EAGAIN with a spurious readiness in the middle of a `write_all` do not
+/// stop it, and every byte arrives, in order.
+#[test]
+fn write_eintr_retried_short_writes_and_spurious_readiness_complete() {
+    const SIZE: usize = 256 * 1024;
+    let in_write_all = [
+        Fault::ShortWrite,
+        Fault::SpuriousReadiness,
+        Fault::ShortWrite,
+        Fault::ShortWrite,
+    ];
+    support::bounded(move || {
+        let rt = runtime();
+        rt.block_on(move || {
+            let (client, mut server) = pair();
+            let payload: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+            let reader = weft::spawn(move || {
+                let mut got = Vec::new();
+                (&client).read_to_end(&mut got).unwrap();
+                got
+            });
+            let injector = Injector::arm(&server);
+
+            // Plain `write`s: `write_all` would hide an EINTR that leaked
+            // out (std retries `Interrupted` itself).
+            injector.push(Op::Write, [Fault::Errno(libc::EINTR)]);
+            let sent = server.write(&payload[..1024]).expect("EINTR is retried");
+            assert_eq!(sent, 1024);
+            injector.push(Op::Write, [Fault::ShortWrite]);
+            assert_eq!(server.write(&payload[sent..]).unwrap(), 1, "a 1-byte write");
+
+            injector.push(Op::Write, in_write_all);
+            server.write_all(&payload[sent + 1..]).expect("write_all completes");
+            server.shutdown(Shutdown::Write).unwrap();
+            let got = reader.join().unwrap();
+            assert_eq!(got.len(), SIZE, "every byte delivered");
+            assert!(got == payload, "the bytes arrive intact and in order");
+            assert_eq!(injector.hits(Op::Write, Fault::Errno(libc::EINTR)), 1);
+            assert_eq!(injector.hits(Op::Write, Fault::ShortWrite), 4);
+            assert_eq!(injector.hits(Op::Write, Fault::SpuriousReadiness), 1);
+            assert_eq!(injector.pending(Op::Write), 0);
+            // Each injected outcome is one attempt; real sends carry the
+            // rest: at least one after EINTR and one after the script.
+            let attempts = injector.attempts(Op::Write);
+            assert!(attempts >= 6 + 2, "{attempts} attempts");
+            println!("writes: EINTR retried, 4 short writes and a spurious readiness: {SIZE} bytes intact in {attempts} attempts");
+        });
+    });
+}
