@@ -32,7 +32,9 @@ use std::num::NonZeroUsize;
 
 mod x86_64;
 
-pub(crate) use x86_64::{ROOT_SIZE, STACK_ALIGNMENT, entered, init, resume, suspend, switch};
+pub(crate) use x86_64::{
+    ROOT_SIZE, STACK_ALIGNMENT, entered, init, prefetch, resume, suspend, switch,
+};
 
 /// What crosses a switch in a register: a value's bytes (which may include
 /// uninitialised padding, hence `MaybeUninit`) or a pointer.

@@ -263,6 +263,16 @@ impl<Yield, Return> RawCoroutine<(), Yield, Return> {
         self.finish()
     }
 
+    /// Asks the cache for the stack lines a resume or switch into this
+    /// suspended coroutine touches first (see [`arch::prefetch`]). Does
+    /// nothing for one whose body has returned.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        if let (Some(sp), Some(stack)) = (self.sp, &self.stack) {
+            arch::prefetch(sp, stack.base());
+        }
+    }
+
     /// From inside `this`, which is running, hands the thread straight to
     /// the suspended coroutine `to`, as if this coroutine's resumer had
     /// resumed it. Returns when something enters `this` again (a resume or

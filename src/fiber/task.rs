@@ -205,6 +205,24 @@ impl Header {
         unsafe { &mut *self.fiber.get() }
     }
 
+    /// Asks the cache for the stack lines resuming this task's suspended
+    /// fiber touches first (see `arch::prefetch`); nothing for a task
+    /// without one.
+    ///
+    /// # Safety
+    ///
+    /// As for [`fiber_mut`](Self::fiber_mut): the caller holds the claim
+    /// (the fiber is suspended, not running), and no reference to the
+    /// fiber slot is live.
+    #[inline]
+    pub(crate) unsafe fn prefetch_fiber(&self) {
+        // SAFETY: the caller's claim makes this read exclusive of any
+        // write (the fiber is suspended); the reference ends at once.
+        if let Some(fiber) = unsafe { &*self.fiber.get() } {
+            fiber.0.prefetch();
+        }
+    }
+
     /// The coroutine of a started task, as a raw pointer: while fibers
     /// switch among themselves (see `arch::switch`), each writes its own
     /// saved stack pointer, so nobody may hold a reference to it across a

@@ -19,8 +19,8 @@
 //!
 //! The loop still gets the thread back whenever it has something to do
 //! that a hand-off would skip: every 61st round (timers, the injector, the
-//! reactor), unstarted tasks to run after a yield, a shutdown, or no
-//! claimed fiber to switch to.
+//! reactor; and a shutdown, which it checks every round), unstarted tasks
+//! to run after a yield, or no claimed fiber to switch to.
 
 use std::sync::Arc;
 
@@ -45,7 +45,10 @@ impl Worker {
     /// hands the thread to the next claimed fiber of this worker if the
     /// loop has nothing else to do first (see the module doc).
     pub(crate) fn hand_off(&self, me: &TaskCell<dyn Body>, reason: Reason) -> HandOff {
-        if !self.handing_off.get() || self.shared.is_shutdown() {
+        // Shutdown is not checked here: the loop checks it on each of its
+        // rounds, and gets one at least every `FAIRNESS_INTERVAL`
+        // hand-offs; a cancelled fiber never switches out at all.
+        if !self.handing_off.get() {
             return HandOff::ToLoop;
         }
         let tick = self.tick.get().wrapping_add(1);
@@ -58,9 +61,14 @@ impl Worker {
             return HandOff::ToLoop;
         }
         let next = match self.lifo.take() {
+            // Its stack was asked for when it was woken (`push_woken`).
             Some(next) => next,
             None => match self.pop_ready() {
-                Some(next) => next.task,
+                Some(next) => {
+                    // A claimed pinned fiber of ours, suspended.
+                    self.prefetch(&next.task);
+                    next.task
+                }
                 None if reason == Reason::Yield => {
                     self.tick.set(tick);
                     return HandOff::Stay;
@@ -87,6 +95,7 @@ impl Worker {
             },
         }
         self.tick.set(tick);
+        self.previous.set(std::ptr::from_ref(me).cast());
         self.current.set(Some(Arc::as_ptr(&next)));
         // SAFETY: both are started pinned fibers of this worker: `me` runs
         // (inside its body, entered by `run_task` or a hand-off, as
