@@ -39,24 +39,22 @@ impl Running {
         unsafe { &*self.task }
     }
 
+    /// A counted reference to the task.
+    fn task_ref(&self) -> TaskRef {
+        // SAFETY: `task` came from `Arc::as_ptr` of a TaskRef the worker
+        // holds while the fiber runs; we add a count for the new Arc.
+        unsafe {
+            Arc::increment_strong_count(self.task);
+            Arc::from_raw(self.task)
+        }
+    }
+
     fn worker(&self) -> &Worker {
         // SAFETY: the worker lives on its thread's stack for as long as
         // its loop runs, which includes this fiber's run; `Running` is
         // used only before the fiber's next switch-out (see above).
         unsafe { &*self.worker }
     }
-}
-
-/// A counted reference to the running task.
-fn current_task_ref() -> Option<TaskRef> {
-    current_task().map(|ptr| {
-        // SAFETY: `ptr` came from `Arc::as_ptr` of a TaskRef the worker
-        // holds while the fiber runs; we add a count for the new Arc.
-        unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
-        }
-    })
 }
 
 /// The running fiber's fiber-local storage.
@@ -109,7 +107,7 @@ fn switch_out(running: Running, reason: Reason) {
 /// });
 /// ```
 pub fn current() -> Fiber {
-    match current_task_ref() {
+    match Running::find().map(|running| running.task_ref()) {
         Some(task) => Fiber::from_task(task),
         None => Fiber::from_thread(std::thread::current()),
     }
@@ -186,8 +184,9 @@ fn park_until(running: Running, deadline: Instant) {
         .header
         .timer_seq
         .load(std::sync::atomic::Ordering::Relaxed);
-    let task_ref = current_task_ref().expect("a fiber is running");
-    running.worker().arm_timer(deadline, seq, task_ref);
+    running
+        .worker()
+        .arm_timer(deadline, seq, running.task_ref());
     switch_out(running, Reason::Park);
     // Disarm: a timer armed with `seq` that fires later wakes nobody.
     task.header
