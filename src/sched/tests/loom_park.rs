@@ -167,6 +167,25 @@ struct Home {
     idle: Idle,
 }
 
+impl Home {
+    fn new() -> Home {
+        Home {
+            inbox: Inbox::new(),
+            parker: Parker::new(),
+            idle: Idle::new(1),
+        }
+    }
+
+    /// Another thread unparks `fiber`, whose home this is: `sched::resume`'s
+    /// remote path (it claims a parked fiber and hands it to the inbox).
+    fn unpark(&self, fiber: &Arc<ModelFiber>) {
+        if fiber.state.wake() == Wake::Resume {
+            self.inbox.push(fiber.clone());
+            self.parker.unpark();
+        }
+    }
+}
+
 /// The home worker waiting for its fiber; mirrors `Worker::idle` (register
 /// as a sleeper, a last look at the inbox, park, unregister) and
 /// `next_task`'s inbox drain.
@@ -187,11 +206,7 @@ fn home_worker(home: &Home) -> Arc<ModelFiber> {
 
 fn inbox_model(waker_unparks: bool) {
     ::loom::model(move || {
-        let home = Arc::new(Home {
-            inbox: Inbox::new(),
-            parker: Parker::new(),
-            idle: Idle::new(1),
-        });
+        let home = Arc::new(Home::new());
         let fiber = Arc::new(ModelFiber::new());
         // The fiber ran on its home worker, pinned, and parked there.
         assert_eq!(fiber.state.transition_to_running(true), Claim::Run);
@@ -236,11 +251,7 @@ fn loom_pinned_park_publishes_early() {
 
 fn pinned_park_model(publish_early: bool) {
     ::loom::model(move || {
-        let home = Arc::new(Home {
-            inbox: Inbox::new(),
-            parker: Parker::new(),
-            idle: Idle::new(1),
-        });
+        let home = Arc::new(Home::new());
         let fiber = Arc::new(ModelFiber::new());
         let worker = {
             let (home, fiber) = (home.clone(), fiber.clone());
@@ -267,17 +278,11 @@ fn pinned_park_model(publish_early: bool) {
                 woken.resume_and_finish();
             })
         };
-        let unpark = |home: &Home, fiber: &Arc<ModelFiber>| {
-            if fiber.state.wake() == Wake::Resume {
-                home.inbox.push(fiber.clone());
-                home.parker.unpark();
-            }
-        };
         let other = {
             let (home, fiber) = (home.clone(), fiber.clone());
-            thread::spawn(move || unpark(&home, &fiber))
+            thread::spawn(move || home.unpark(&fiber))
         };
-        unpark(&home, &fiber);
+        home.unpark(&fiber);
         other.join().unwrap();
         worker.join().unwrap();
         assert!(fiber.state.load().is_complete());
@@ -363,11 +368,7 @@ fn loom_stale_token_mutation_wake_without_write_deadlocks() {
 
 fn stale_token_model() {
     ::loom::model(|| {
-        let home = Arc::new(Home {
-            inbox: Inbox::new(),
-            parker: Parker::new(),
-            idle: Idle::new(1),
-        });
+        let home = Arc::new(Home::new());
         let fiber = Arc::new(ModelFiber::new());
         let flag = Arc::new(AtomicBool::new(false));
         assert_eq!(fiber.state.transition_to_running(true), Claim::Run);
@@ -392,10 +393,7 @@ fn stale_token_model() {
             })
         };
         flag.store(true, Ordering::Release);
-        if fiber.state.wake() == Wake::Resume {
-            home.inbox.push(fiber.clone());
-            home.parker.unpark();
-        }
+        home.unpark(&fiber);
         worker.join().unwrap();
         assert_eq!(fiber.resumed.load(Ordering::Relaxed), 1);
     });
