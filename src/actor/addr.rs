@@ -235,7 +235,8 @@ impl<A: Actor> Addr<A> {
     }
 
     /// Stops the actor before it handles anything else; queued messages
-    /// are dropped (reason [`StopReason::Killed`]). Does not wait.
+    /// are dropped (reason [`StopReason::Killed`]), and sends from now on
+    /// fail with the message back, as to a stopped actor. Does not wait.
     pub fn kill(&self) {
         self.erased().kill(Kill::ByKill);
     }

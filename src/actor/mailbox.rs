@@ -111,7 +111,8 @@ pub(crate) struct Mailbox<M> {
 
 /// Why a message was not delivered.
 pub(crate) enum Refused<M> {
-    /// The actor has stopped.
+    /// The actor has stopped, or was killed (it will handle nothing
+    /// more).
     Closed(M),
     /// A bounded mailbox is full.
     Full(M),
@@ -138,10 +139,17 @@ impl<M> Mailbox<M> {
         self.inner.lock()
     }
 
-    /// Enqueues a message unless the actor stopped or (bounded) is full.
+    /// Enqueues a message unless the actor stopped or was killed, or
+    /// (bounded) is full.
+    ///
+    /// A killed actor refuses like a stopped one: it handles nothing more,
+    /// so a message accepted now would be dropped unseen at its stop while
+    /// the sender was told it went in. (A sender parked on the full
+    /// mailbox, woken when the stopping actor took its queue, did exactly
+    /// that before the mailbox closed.)
     pub(crate) fn push(&self, msg: M) -> Result<(), Refused<M>> {
         let mut inner = self.lock();
-        if inner.closed {
+        if inner.closed || self.killed().is_some() {
             return Err(Refused::Closed(msg));
         }
         if inner.capacity != 0 && inner.messages >= inner.capacity {
@@ -166,10 +174,15 @@ impl<M> Mailbox<M> {
     }
 
     /// Registers `sender` to be unparked when a bounded mailbox has room;
-    /// false if it has room (or closed) already.
+    /// false if it has room already, or refuses everything (closed or
+    /// killed: see [`push`](Self::push)).
     pub(crate) fn wait_for_room(&self, sender: Fiber) -> bool {
         let mut inner = self.lock();
-        if inner.closed || inner.capacity == 0 || inner.messages < inner.capacity {
+        if inner.closed
+            || self.killed().is_some()
+            || inner.capacity == 0
+            || inner.messages < inner.capacity
+        {
             return false;
         }
         inner
