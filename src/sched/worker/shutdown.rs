@@ -60,7 +60,7 @@ impl Worker {
                 if unsafe { task.header.fiber_mut() }.is_some() {
                     self.unwind(task);
                 } else {
-                    cancel_unstarted_claimed(task);
+                    self.cancel_unstarted_claimed(task);
                 }
             }
         }
@@ -77,10 +77,19 @@ impl Worker {
         self.forget_started(&task);
         task.header.state.transition_to_complete();
     }
-}
 
-/// Completes a claimed task that has no fiber as cancelled.
-fn cancel_unstarted_claimed(task: TaskRef) {
-    task.body.complete(Outcome::Cancelled);
-    task.header.state.transition_to_complete();
+    /// Completes a claimed task that has no fiber as cancelled, on this
+    /// thread, with the task as `current` while it completes (as `unwind`
+    /// has it): code its completion runs, such as an actor's `stopped`
+    /// hook, then sees a cancelled task, so a blocking call in it gives up
+    /// at once. Without it, such a call blocked the worker thread itself:
+    /// a hook that asked another actor waited for a reply that only this
+    /// worker, busy in the hook, would ever have produced (by cancelling
+    /// that actor, queued here), and the runtime's drop hung.
+    fn cancel_unstarted_claimed(&self, task: TaskRef) {
+        let outer = self.current.replace(Some(Arc::as_ptr(&task)));
+        task.body.complete(Outcome::Cancelled);
+        self.current.set(outer);
+        task.header.state.transition_to_complete();
+    }
 }
