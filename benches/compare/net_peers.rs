@@ -19,9 +19,10 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::ThreadId;
 
 use crate::net_load::{self, Mode, Plan};
-use crate::workloads::{Measurement, Params};
+use crate::workloads::{Measurement, Params, thread_id};
 use crate::{may_peer, weft_peer};
 
 /// The one response of the HTTP row.
@@ -113,6 +114,26 @@ fn finish(load: Result<Measurement, String>, served: usize) -> Result<Measuremen
     Ok(m)
 }
 
+/// How many connection fibers ran on each worker thread, most first
+/// (started fibers stay on their worker, so this is their placement for
+/// the whole run).
+fn placement_note(workers: Vec<ThreadId>) -> String {
+    let mut counts: Vec<usize> = Vec::new();
+    let mut seen: Vec<ThreadId> = Vec::new();
+    for worker in workers {
+        match seen.iter().position(|w| *w == worker) {
+            Some(i) => counts[i] += 1,
+            None => {
+                seen.push(worker);
+                counts.push(1);
+            }
+        }
+    }
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
+    format!("conns_per_worker={}", counts.join("/"))
+}
+
 fn io_err(what: &str) -> impl Fn(io::Error) -> String + '_ {
     move |err| format!("{what}: {err}")
 }
@@ -150,23 +171,33 @@ fn serve_weft(p: &Params, mode: Mode) -> Result<Measurement, String> {
                     break;
                 }
                 let _ = stream.set_nodelay(true);
-                conns.push(weft::spawn(move || serve_blocking(stream, mode)));
+                conns.push(weft::spawn(move || {
+                    let worker = thread_id();
+                    serve_blocking(stream, mode);
+                    worker
+                }));
             }
             let served = conns.len() + 1;
+            let mut workers = Vec::new();
             for conn in conns {
-                conn.join()
+                let worker = conn
+                    .join()
                     .map_err(|err| format!("a connection fiber: {err}"))?;
+                workers.push(worker);
             }
-            Ok::<_, String>(served)
+            Ok::<_, String>((served, placement_note(workers)))
         })
     };
     let load = net_load::run(mode, addr, Plan::from_params(p));
     stop_acceptor(&stop, addr);
-    let served = acceptor
+    let (served, placement) = acceptor
         .join()
         .map_err(|err| format!("the acceptor: {err}"))??;
     drop(rt);
-    finish(load, served)
+    finish(load, served).map(|mut m| {
+        m.notes.push(placement);
+        m
+    })
 }
 
 // ---- tokio ---------------------------------------------------------------
