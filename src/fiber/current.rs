@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::Fiber;
 use super::local::Locals;
 use super::task::{Body, Reason, TaskCell, TaskRef};
-use crate::sched::worker::{self, HandOff, Worker};
+use crate::sched::worker::{self, HandOff, UNREGISTERED, Worker};
 
 /// The task whose fiber is running on this thread, if any. The pointer is
 /// valid while that fiber runs (its worker and its own frames hold it).
@@ -82,6 +82,10 @@ fn switch_out(running: Running, reason: Reason) {
     let task = running.task();
     if task.header.state.load().is_cancelled() {
         return;
+    }
+    // SAFETY: we are the task's running fiber.
+    if unsafe { task.header.slot() } == UNREGISTERED {
+        running.worker().register_running(running.task_ref());
     }
     let handed = running.worker().hand_off(task, reason);
     if handed != HandOff::ToLoop {

@@ -22,10 +22,13 @@
 //!
 //! # References
 //!
-//! A started task is kept alive by its home worker's registry until its
-//! body ends, so a fiber parked where nobody can wake it is still found and
-//! unwound at shutdown, on its home thread. That reference is the one the
-//! fiber's own frames rely on: they use the task through a raw pointer.
+//! A started task is kept alive by its home worker's registry from its
+//! fiber's first switch-out until its body ends, so a fiber parked where
+//! nobody can wake it is still found and unwound at shutdown, on its home
+//! thread; before its first switch-out, the worker's `running` reference
+//! does (most short fibers never switch out, and never cost a registry
+//! slot). Those references are the ones the fiber's own frames rely on:
+//! they use the task through a raw pointer.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -40,6 +43,7 @@ use super::local::Locals;
 use super::state::State;
 use crate::coroutine::{self, RawCoroutine, Yielder};
 use crate::sched::WorkerShared;
+use crate::sched::worker::UNREGISTERED;
 use crate::stack_pool::{StackError, StackPool};
 
 /// A task, type-erased: what queues and wakers hold.
@@ -174,7 +178,7 @@ impl Header {
             timer_seq: AtomicU64::new(0),
             fiber: UnsafeCell::new(None),
             home: UnsafeCell::new(ptr::null()),
-            slot: UnsafeCell::new(usize::MAX),
+            slot: UnsafeCell::new(UNREGISTERED),
             side: UnsafeCell::new(FiberSide {
                 yielder: ptr::null(),
                 locals: None,
@@ -287,11 +291,25 @@ impl Header {
         unsafe { *self.home.get() }
     }
 
-    /// The registry slot of a started task.
+    /// Sets the registry slot of a started task (see
+    /// `Worker::register_running`).
     ///
     /// # Safety
     ///
-    /// As for [`fiber_mut`](Self::fiber_mut).
+    /// As for [`fiber_mut`](Self::fiber_mut), or the caller is the task's
+    /// running fiber.
+    pub(crate) unsafe fn set_slot(&self, slot: usize) {
+        // SAFETY: the caller's claim makes the access exclusive.
+        unsafe { *self.slot.get() = slot };
+    }
+
+    /// The registry slot of a started task (`UNREGISTERED` until its fiber
+    /// first switches out).
+    ///
+    /// # Safety
+    ///
+    /// As for [`fiber_mut`](Self::fiber_mut), or the caller is the task's
+    /// running fiber.
     pub(crate) unsafe fn slot(&self) -> usize {
         // SAFETY: the caller's claim makes the access exclusive.
         unsafe { *self.slot.get() }
@@ -315,18 +333,19 @@ impl fmt::Debug for Header {
     }
 }
 
-/// A task pointer the fiber's closure carries. The registry's reference
-/// keeps the task alive for the fiber's whole life (see the module doc).
+/// A task pointer the fiber's closure carries. The worker's references
+/// keep the task alive for the fiber's whole life (see the module doc).
 struct TaskPtr(*const TaskCell<dyn Body>);
 
 // SAFETY: it points to a `Send + Sync` task, and is only dereferenced on
-// the fiber, while the registry keeps the task alive.
+// the fiber, while the worker's references keep the task alive.
 unsafe impl Send for TaskPtr {}
 
 /// Makes a task's fiber on `stack`: the coroutine runs [`fiber_main`].
 ///
 /// The caller must keep a reference to the task until the fiber is gone
-/// (its body returned, or it was dropped): the registry does.
+/// (its body returned, or it was dropped): the worker does (see the module
+/// doc).
 pub(crate) fn make_fiber(
     task: &TaskRef,
     stack: crate::stack_pool::Stack,
@@ -334,7 +353,7 @@ pub(crate) fn make_fiber(
     let body_task = TaskPtr(Arc::as_ptr(task));
     let body = move |y: &Yielder<(), Reason>, ()| {
         let body_task = body_task;
-        // SAFETY: the registry keeps the task alive while its fiber exists
+        // SAFETY: the worker keeps the task alive while its fiber exists
         // (see above).
         fiber_main(unsafe { &*body_task.0 }, y)
     };

@@ -76,6 +76,10 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
     f(unsafe { current_ptr().as_ref() })
 }
 
+/// The registry slot of a started fiber that has not switched out yet
+/// (see `Worker::register_running`).
+pub(crate) const UNREGISTERED: usize = usize::MAX;
+
 /// How many rounds between fairness checks (a prime, as Go uses).
 const FAIRNESS_INTERVAL: u32 = 61;
 
@@ -390,9 +394,10 @@ impl Worker {
                 }
             };
             *fiber = Some(make_fiber(&task, stack).expect("a task's closure is two words"));
-            let slot = self.register(Arc::clone(&task));
+            // Registered only when it first switches out (`register_running`):
+            // most fibers never do.
             // SAFETY: we hold the claim.
-            unsafe { task.header.set_home(Arc::as_ptr(&self.me), slot) };
+            unsafe { task.header.set_home(Arc::as_ptr(&self.me), UNREGISTERED) };
         }
         // SAFETY: we hold the claim, and `fiber` is not used again.
         let entered = unsafe { task.header.coroutine_ptr() };
@@ -450,13 +455,23 @@ impl Worker {
         }
     }
 
-    /// Registers a task whose fiber this worker just started.
-    fn register(&self, task: TaskRef) -> usize {
-        if self.shared.config.migrate {
+    /// Registers the running fiber, which is about to switch out for the
+    /// first time, at its home (this worker: a fiber that has never
+    /// switched out has not moved). Until now `running` kept its task
+    /// alive; from its first switch-out until its body ends the registry
+    /// does, so that a fiber parked where nobody can wake it is still found
+    /// at shutdown. A fiber that runs to its end without switching out (a
+    /// short spawned closure) never costs a registry slot or a count.
+    pub(crate) fn register_running(&self, task: TaskRef) {
+        let cell = Arc::as_ptr(&task);
+        let slot = if self.shared.config.migrate {
             self.me.registry.lock().insert(task)
         } else {
             self.registry.borrow_mut().insert(task)
-        }
+        };
+        // SAFETY: the registry keeps the task alive; its fiber runs on this
+        // thread, so this worker holds its claim.
+        unsafe { (*cell).header.set_slot(slot) };
     }
 
     /// The started tasks registered here.
@@ -482,7 +497,9 @@ impl Worker {
     fn forget_started(&self, task: &TaskRef) {
         // SAFETY: we hold the claim.
         let slot = unsafe { task.header.slot() };
-        let removed = if self.shared.config.migrate {
+        let removed = if slot == UNREGISTERED {
+            None
+        } else if self.shared.config.migrate {
             // SAFETY: we hold the claim; the home worker is alive while the
             // task is in its registry (it exits only when that is empty).
             let home = unsafe { &*task.header.home_ptr() };
@@ -494,7 +511,7 @@ impl Worker {
         // reference.
         drop(removed);
         // SAFETY: we hold the claim.
-        unsafe { task.header.set_home(ptr::null(), usize::MAX) };
+        unsafe { task.header.set_home(ptr::null(), UNREGISTERED) };
     }
 
     /// A searcher found work (stolen, or in its own queues after a wake):
