@@ -67,7 +67,7 @@ impl<A: Actor> Addr<A> {
 
     /// Wakes the actor to handle what arrived.
     fn wake(&self) {
-        crate::sched::wake_by(&self.cell.header, || -> TaskRef { self.cell.clone() });
+        crate::sched::wake_by(&*self.cell, || -> TaskRef { self.cell.clone() });
     }
 
     /// Sends a message. With an unbounded mailbox (the default) this never

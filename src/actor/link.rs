@@ -108,7 +108,7 @@ impl ActorRef {
 
     fn wake(&self) {
         let task = &self.0;
-        crate::sched::wake_by(&task.header, || task.clone());
+        crate::sched::wake_by(&**task, || task.clone());
     }
 
     /// `Addr::kill`, or (`Kill::BySupervisor`) a supervisor stopping its

@@ -199,6 +199,15 @@ impl<T: 'static> JoinHandle<T> {
     }
 }
 
+#[cfg(all(test, not(loom)))]
+impl<T> JoinHandle<T> {
+    /// How many references to the task exist: tests check that parks and
+    /// wake-ups leave none behind.
+    pub(crate) fn task_count(&self) -> usize {
+        Arc::strong_count(&self.task)
+    }
+}
+
 impl<T: 'static> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 

@@ -60,7 +60,7 @@ use self::park::Parker;
 use self::queue::{Injector, LocalQueue, Stealer};
 use self::registry::Registry;
 use crate::fiber::state::{Claim, Wake};
-use crate::fiber::task::{Header, Outcome, TaskRef};
+use crate::fiber::task::{Body, Outcome, TaskCell, TaskRef, take_parked_count};
 use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicBool, Ordering, fence};
 use crate::stack_pool::{StackError, StackPool};
@@ -265,19 +265,22 @@ pub(crate) fn cancel_unstarted(task: TaskRef) {
 /// Wakes a task (std's `unpark`), from any thread: see the table in the
 /// module doc for where it goes.
 pub(crate) fn wake(task: &TaskRef) {
-    wake_by(&task.header, || task.clone());
+    wake_by(task, || task.clone());
 }
 
-/// [`wake`] for a caller that holds the task under another type: `task`
-/// makes the reference to queue, only when the task must be queued.
-pub(crate) fn wake_by(header: &Header, task: impl FnOnce() -> TaskRef) {
-    match header.state.wake() {
+/// [`wake`] for a caller that holds the task under another type (it must
+/// keep it alive for the call). `counted` makes a new reference, needed
+/// only to queue a task woken from IDLE; one woken from PARKED is queued
+/// with the count its park left (see `fiber::task`, "References").
+pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskRef) {
+    match task.header.state.wake() {
         Wake::Nothing => {}
         Wake::Schedule => {
-            let task = task();
+            let task = counted();
             task.clone().body.schedule_idle(task);
         }
-        Wake::Resume => resume(task()),
+        // SAFETY: our wake moved the task out of PARKED.
+        Wake::Resume => resume(unsafe { take_parked_count(task) }),
     }
 }
 

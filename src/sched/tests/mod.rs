@@ -15,6 +15,8 @@
 //! Run: `RUSTFLAGS="--cfg loom -C force-frame-pointers=yes" LOOM_MAX_PREEMPTIONS=2
 //! cargo test --release --lib loom_` (see README.md).
 
+#[cfg(not(loom))]
+mod counts;
 #[cfg(loom)]
 mod loom_idle;
 #[cfg(loom)]

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use super::{FAIRNESS_INTERVAL, Worker};
 use crate::fiber::state::Park;
-use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell};
+use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell, leave_count_to_park};
 
 /// What [`Worker::hand_off`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl Worker {
             // Pinned: it stays RUNNING, claimed, at the back of the queue.
             Reason::Yield => self.ready.borrow_mut().push_back(me_ref),
             Reason::Park => match me.header.state.transition_to_parked() {
-                Park::Parked => drop(me_ref),
+                Park::Parked => leave_count_to_park(me_ref),
                 Park::Notified => {
                     // A wake came first: no park, and `next` keeps its turn.
                     self.running.set(Some(me_ref));

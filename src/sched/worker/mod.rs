@@ -54,7 +54,8 @@ use super::{Shared, WorkerShared, cancel_unstarted};
 use crate::coroutine::CoroutineResult;
 use crate::fiber::state::{Claim, Idle, Park};
 use crate::fiber::task::{
-    Body, BodyEnd, FiberCoroutine, Outcome, Reason, TaskCell, TaskRef, make_fiber,
+    Body, BodyEnd, FiberCoroutine, Outcome, Reason, TaskCell, TaskRef, leave_count_to_park,
+    make_fiber,
 };
 use crate::loom::sync::atomic::Ordering;
 
@@ -434,7 +435,7 @@ impl Worker {
             }
             CoroutineResult::Yield(Reason::Park) => {
                 match task.header.state.transition_to_parked() {
-                    Park::Parked => {}
+                    Park::Parked => leave_count_to_park(task),
                     Park::Notified => self.push_runnable(task),
                 }
             }

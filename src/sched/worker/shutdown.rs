@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Worker;
 use crate::fiber::state::Claim;
-use crate::fiber::task::{Outcome, TaskRef};
+use crate::fiber::task::{Outcome, TaskRef, take_parked_count};
 
 impl Worker {
     /// Shutdown, on this worker's thread: unwind every started fiber that
@@ -21,6 +21,9 @@ impl Worker {
             }
             for task in started {
                 if task.header.state.transition_to_running_from_parked() == Claim::Run {
+                    // SAFETY: we moved it out of PARKED just now; `task`
+                    // (the registry's clone) keeps it alive.
+                    drop(unsafe { take_parked_count(&task) });
                     self.unwind(task);
                 }
             }

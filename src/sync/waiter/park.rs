@@ -36,10 +36,10 @@ impl TaskPtr {
     pub(super) fn wake(&self) {
         let ptr = self.0;
         // SAFETY: the task outlives the waiting fiber's frames (its
-        // home worker's registry holds it until the body ends), and the
-        // fiber is still waiting: its context is not READY.
+        // worker holds it until the body ends, see `fiber::task`), and
+        // the fiber is still waiting: its context is not READY.
         let task = unsafe { &*ptr };
-        crate::sched::wake_by(&task.header, || {
+        crate::sched::wake_by(task, || {
             // SAFETY: `ptr` came from `Arc::as_ptr` of the TaskRef the
             // worker ran the fiber from (`Worker::current_task`), and
             // the task is alive (above); the new Arc owns a new count.
