@@ -14,8 +14,9 @@
 //!    draining the inbox into it when the inbox says it has something;
 //! 5. its deque (unstarted tasks, newest first);
 //! 6. due timers, then a batch from the injector;
-//! 7. nothing: become a searcher and steal (`search.rs`, on the protocol of `sched/idle.rs`), or sleep on its
-//!    parker until woken or until the next timer is due.
+//! 7. nothing: become a searcher and steal, or sleep on its parker until
+//!    woken or until the next timer is due (`search.rs`, on the protocol
+//!    of `sched/idle.rs`).
 //!
 //! Started fibers are never stolen (see `mod.rs`); only tasks without
 //! frames move between workers.
