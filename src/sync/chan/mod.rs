@@ -63,6 +63,7 @@ pub mod oneshot;
 mod recv_future;
 #[doc(hidden)]
 pub mod select;
+mod waiters;
 
 use std::fmt;
 use std::time::{Duration, Instant};

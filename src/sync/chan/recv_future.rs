@@ -6,7 +6,8 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use super::RecvError;
-use super::channel::{Chan, Packet};
+use super::channel::Chan;
+use super::waiters::Packet;
 use crate::sync::waiter::Context;
 
 /// A receive, as a future; see [`Receiver::recv_async`](super::Receiver::recv_async).

@@ -21,7 +21,8 @@ use std::fmt;
 use std::pin::{Pin, pin};
 use std::time::Instant;
 
-use super::channel::{Chan, Packet};
+use super::channel::Chan;
+use super::waiters::Packet;
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::sync::waiter::{Context, Outcome};
 
