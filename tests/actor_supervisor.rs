@@ -262,6 +262,39 @@ fn the_restart_intensity_stops_the_supervisor() {
     });
 }
 
+/// A child stuck in a handler does not hang the supervisor that stops it:
+/// after the child's shutdown timeout the supervisor goes on (it stops);
+/// the child, killed, stops by itself once its handler returns, without
+/// handling the message queued behind it.
+#[test]
+fn a_stuck_child_does_not_hang_its_supervisor() {
+    support::bounded(|| {
+        let rt = runtime(2);
+        rt.block_on(|| {
+            let starts = Starts::default();
+            let logs = Arc::new(Mutex::new(Vec::new()));
+            let sup = Supervisor::new(Strategy::OneForOne)
+                .child(spec("stuck", &starts, &logs).shutdown(Duration::from_millis(50)))
+                .child(spec("prompt", &starts, &logs))
+                .spawn();
+            let stuck = child(&sup, "stuck");
+            let prompt = child(&sup, "prompt");
+            let mut gate = actor_util::Gate::new();
+            send(&stuck, gate.msg());
+            gate.wait_entered();
+            send(&stuck, Msg::Num(1));
+            sup.stop();
+            assert_eq!(sup.join(), StopReason::Normal);
+            assert_eq!(prompt.join(), StopReason::Supervisor);
+            assert!(stuck.is_alive(), "still in its handler");
+            gate.open();
+            assert_eq!(stuck.join(), StopReason::Supervisor);
+            let (_, log) = logs.lock().unwrap().remove(0);
+            assert!(log.nums().is_empty(), "a killed child handles nothing more");
+        });
+    });
+}
+
 /// Restarts that fall out of the window do not count: with
 /// `intensity(1, 50 ms)`, failures 200 ms apart are restarted forever.
 #[test]

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::ActorId;
 use super::mailbox::{Kill, Signal};
@@ -126,6 +127,26 @@ impl ActorRef {
                 return reason;
             }
             crate::fiber::park();
+        }
+    }
+
+    /// [`join`](Self::join), for at most `timeout`; `None` if the actor
+    /// still runs then, or at once if the caller is a fiber being cancelled
+    /// (its runtime shuts down: its parks return at once, and waiting on
+    /// would spin).
+    pub(crate) fn join_timeout(&self, timeout: Duration) -> Option<StopReason> {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Some(self.join());
+        };
+        loop {
+            if let Some(reason) = self.0.body.add_joiner(crate::fiber::current()) {
+                return Some(reason);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || crate::fiber::current::is_cancelled() {
+                return None;
+            }
+            crate::fiber::park_timeout(left);
         }
     }
 }

@@ -52,10 +52,15 @@ struct Child {
 
 type Starter = Box<dyn FnMut() -> Child + Send>;
 
+/// How long a supervisor waits for a child it stops, unless its spec says
+/// otherwise: Erlang's default for a worker.
+const DEFAULT_SHUTDOWN: Duration = Duration::from_secs(5);
+
 /// How to start (and restart) one child.
 pub struct ChildSpec {
     name: String,
     restart: Restart,
+    shutdown: Duration,
     start: Starter,
 }
 
@@ -69,6 +74,7 @@ impl ChildSpec {
         ChildSpec {
             name: name.into(),
             restart: Restart::Permanent,
+            shutdown: DEFAULT_SHUTDOWN,
             start: Box::new(move || {
                 let addr = start();
                 Child {
@@ -84,6 +90,24 @@ impl ChildSpec {
         self.restart = restart;
         self
     }
+
+    /// How long the supervisor waits for this child to stop when it stops
+    /// it (to restart it with others, or because the supervisor stops):
+    /// Erlang's `shutdown`, 5 seconds by default; `Duration::MAX` waits for
+    /// good.
+    ///
+    /// Erlang then kills the child outright. A fiber cannot be: it is not
+    /// preempted, and a handler that never returns (one that loops, or
+    /// waits for something that never comes) keeps it running. So a child
+    /// still running after `timeout` is left to stop by itself once its
+    /// handler returns (it handles nothing else: it was killed), the
+    /// supervisor says so on stderr, and goes on: it restarts the child
+    /// alongside, or stops. Without the timeout a stuck child would hang its
+    /// supervisor, and every supervisor above it.
+    pub fn shutdown(mut self, timeout: Duration) -> ChildSpec {
+        self.shutdown = timeout;
+        self
+    }
 }
 
 impl fmt::Debug for ChildSpec {
@@ -91,6 +115,7 @@ impl fmt::Debug for ChildSpec {
         f.debug_struct("ChildSpec")
             .field("name", &self.name)
             .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
     }
 }
@@ -281,13 +306,22 @@ impl SupervisorActor {
     }
 
     /// Stops child `index` (unlinked first, so its exit is not taken for a
-    /// failure) and waits for it. The child stops before handling anything
-    /// else, with [`StopReason::Supervisor`].
+    /// failure) and waits for it, for at most its spec's shutdown timeout
+    /// (see [`ChildSpec::shutdown`]). The child stops before handling
+    /// anything else, with [`StopReason::Supervisor`].
     fn stop_child(&mut self, index: usize, ctx: &mut Context<Self>) {
         if let Some(child) = self.children.get_mut(index).and_then(Option::take) {
             ctx.unlink_ref(&child);
             child.kill(Kill::BySupervisor);
-            child.join();
+            let spec = &self.specs[index];
+            if child.join_timeout(spec.shutdown).is_none() {
+                eprintln!(
+                    "weft: supervisor child '{}' ({}) did not stop within {:?}; left to stop when its handler returns",
+                    spec.name,
+                    child.id(),
+                    spec.shutdown,
+                );
+            }
         }
         let mut directory = self.directory.lock().unwrap_or_else(|e| e.into_inner());
         directory[index].1 = None;
