@@ -276,7 +276,7 @@ fn stop<A: Actor>(
     // The linked actors keep their side of the link until they handle the
     // exit: an exit that finds no link was unlinked on the way, and is
     // ignored (see `run`).
-    for linked in links {
+    for linked in links.into_values() {
         linked.signal(Signal::Exit(Box::new((id, reason.clone()))));
     }
     for watcher in monitors {
@@ -307,9 +307,7 @@ impl<A: Actor> Control for ActorCell<A> {
             return Err(reason);
         }
         let relations = inner.relations.get_or_insert_with(Default::default);
-        if !relations.links.iter().any(|l| l.id() == other.id()) {
-            relations.links.push(other);
-        }
+        relations.links.entry(other.id()).or_insert(other);
         Ok(())
     }
 
@@ -318,9 +316,7 @@ impl<A: Actor> Control for ActorCell<A> {
         let Some(relations) = inner.relations.as_mut() else {
             return false;
         };
-        let before = relations.links.len();
-        relations.links.retain(|l| l.id() != id);
-        relations.links.len() != before
+        relations.links.remove(&id).is_some()
     }
 
     fn mark_killed(&self, kill: Kill) -> bool {

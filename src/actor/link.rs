@@ -8,6 +8,7 @@
 //! no longer has: an unlink, as in Erlang, means no exit from that link
 //! has any effect afterwards, even one already on its way.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,8 +161,10 @@ impl fmt::Debug for ActorRef {
 /// Who is told when an actor stops; kept in its mailbox, made on first use.
 #[derive(Debug, Default)]
 pub(crate) struct Relations {
-    /// Linked actors: told with an exit signal, both ways.
-    pub(crate) links: Vec<ActorRef>,
+    /// Linked actors, told with an exit signal, both ways; by id, so that
+    /// linking and unlinking cost the same however many links an actor has
+    /// (a supervisor links to each of its children).
+    pub(crate) links: HashMap<ActorId, ActorRef>,
     /// Watchers: told with a down notice.
     pub(crate) monitors: Vec<ActorRef>,
     /// Names this actor is registered under.

@@ -9,7 +9,7 @@
 //! parts (relations, waiting senders). The actor takes a batch under one
 //! lock and handles it outside the lock.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use super::link::Relations;
@@ -288,7 +288,7 @@ impl<M> Inner<M> {
         &mut self,
         reason: &StopReason,
     ) -> (
-        Vec<super::link::ActorRef>,
+        HashMap<ActorId, super::link::ActorRef>,
         Vec<super::link::ActorRef>,
         Vec<String>,
     ) {
