@@ -21,6 +21,7 @@ use crate::loom::available_parallelism;
 use crate::net::Reactor;
 use crate::sched::blocking::BlockingPool;
 use crate::sched::driver::Driver;
+use crate::sched::monitor::Monitor;
 use crate::sched::worker::{self, Worker};
 use crate::sched::{Config, Shared};
 use crate::stack_pool::StackPool;
@@ -185,16 +186,24 @@ impl Builder {
                         handle: Handle { shared },
                         threads,
                         reactor,
+                        monitor: None,
                     });
                     return Err(err);
                 }
             }
         }
-        Ok(Runtime {
-            handle: Handle { shared },
+        let name = format!("{}-monitor", shared.config.thread_name_prefix);
+        let mut rt = Runtime {
+            handle: Handle {
+                shared: Arc::clone(&shared),
+            },
             threads,
             reactor,
-        })
+            monitor: None,
+        };
+        // On an error `rt` drops: its workers stop before we report it.
+        rt.monitor = Some(Monitor::start(&shared, name)?);
+        Ok(rt)
     }
 }
 
@@ -212,6 +221,8 @@ pub struct Runtime {
     threads: Vec<thread::JoinHandle<()>>,
     /// The runtime's reactor, told first when the runtime shuts down.
     reactor: Arc<Reactor>,
+    /// The stall monitor (see `sched/monitor.rs`).
+    monitor: Option<Monitor>,
 }
 
 impl Runtime {
@@ -280,6 +291,13 @@ impl Drop for Runtime {
         // fiber parks until its worker unwinds it.
         self.reactor.shutdown();
         shared.begin_shutdown();
+        if let Some(monitor) = &mut self.monitor {
+            // It ends by itself on the shutdown too: only wait for it when
+            // we wait for the workers.
+            if !on_own_worker {
+                monitor.stop();
+            }
+        }
         if on_own_worker {
             // A fiber of this runtime drops it: joining our own thread would
             // deadlock. The workers wind down on their own.

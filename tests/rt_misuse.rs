@@ -352,3 +352,61 @@ fn a_blocked_worker_does_not_hold_its_queue() {
         }
     });
 }
+
+/// The stall monitor (see `sched/monitor.rs`): a fiber that blocks its
+/// worker for longer than a second is reported on stderr, once, by id,
+/// with the fix; fibers that keep yielding for as long, and an idle
+/// runtime, are not. In a child process, to read its stderr.
+#[test]
+fn a_fiber_that_holds_its_worker_is_reported_once() {
+    if support::is_child() {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        // Busy for 1.5 s, but yielding: every worker makes progress.
+        rt.block_on(|| {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(1_500) {
+                weft::yield_now();
+            }
+        });
+        // Idle for as long.
+        std::thread::sleep(Duration::from_millis(1_500));
+        // Blocks its worker for 2.5 s.
+        let blocker = rt.spawn(|| {
+            println!("blocker={}", fiber::current().id().as_u64());
+            std::thread::sleep(Duration::from_millis(2_500));
+        });
+        blocker.join().unwrap();
+        return;
+    }
+    let out = support::run_child("a_fiber_that_holds_its_worker_is_reported_once", &[]);
+    assert!(out.status.success(), "{}", support::describe(&out));
+    let stdout = support::stdout(&out);
+    // libtest prints the test's name on the same line, before it.
+    let id: String = stdout
+        .split("blocker=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the child printed its id: {}", support::describe(&out)))
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let stderr = support::stderr(&out);
+    let reports: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("has held worker"))
+        .collect();
+    assert_eq!(
+        reports.len(),
+        1,
+        "one report, for the blocker only:\n{stderr}"
+    );
+    assert!(
+        reports[0].starts_with(&format!("weft: fiber {id} has held worker ")),
+        "it names the fiber: {}",
+        reports[0]
+    );
+    assert!(
+        reports[0].contains("weft::blocking"),
+        "it names the fix: {}",
+        reports[0]
+    );
+}

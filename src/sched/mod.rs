@@ -40,6 +40,7 @@ pub(crate) mod blocking;
 pub(crate) mod driver;
 mod idle;
 mod inbox;
+pub(crate) mod monitor;
 mod park;
 mod queue;
 mod registry;
@@ -56,6 +57,7 @@ use self::blocking::BlockingPool;
 use self::driver::{Driver, DriverGate};
 use self::idle::Idle;
 use self::inbox::Inbox;
+use self::monitor::Watch;
 use self::park::Parker;
 use self::queue::{Injector, LocalQueue, Stealer};
 use self::registry::Registry;
@@ -114,6 +116,8 @@ pub(crate) struct WorkerShared {
     /// may end on another worker. Without the opt-in the registry is the
     /// worker's own, unlocked (`Worker::registry`), and this stays empty.
     pub(crate) registry: Mutex<Registry<TaskRef>>,
+    /// What the stall monitor reads (see `monitor.rs`).
+    pub(crate) watch: Watch,
 }
 
 impl Shared {
@@ -144,6 +148,7 @@ impl Shared {
                         parker: Parker::with_driver(driver.clone()),
                         stealer: local.stealer(),
                         registry: Mutex::new(Registry::new()),
+                        watch: Watch::default(),
                     })
                 })
                 .collect(),

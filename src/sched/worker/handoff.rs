@@ -97,6 +97,7 @@ impl Worker {
         self.tick.set(tick);
         self.previous.set(std::ptr::from_ref(me).cast());
         self.current.set(Some(Arc::as_ptr(&next)));
+        self.me.watch.hand_to(next.header.id.as_u64());
         // SAFETY: both are started pinned fibers of this worker: `me` runs
         // (inside its body, entered by `run_task` or a hand-off, as
         // `handing_off` says) and `next`, taken from our claimed queues, is

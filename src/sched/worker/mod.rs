@@ -397,6 +397,7 @@ impl Worker {
         // SAFETY: we hold the claim, and `fiber` is not used again.
         let entered = unsafe { task.header.coroutine_ptr() };
         self.current.set(Some(Arc::as_ptr(&task)));
+        self.me.watch.enter(task.header.id.as_u64());
         self.running.set(Some(task));
         self.handing_off.set(self.pin);
         // SAFETY: the fiber is ours (claimed), started or just made, not
@@ -404,6 +405,7 @@ impl Worker {
         // thread to (`handoff.rs`) are claimed pinned fibers of ours too,
         // each set as `current` before it runs.
         let landing = unsafe { FiberCoroutine::enter(entered) };
+        self.me.watch.leave();
         self.handing_off.set(false);
         self.current.set(None);
         let task = self
