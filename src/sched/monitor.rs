@@ -27,8 +27,11 @@ const SAMPLE: Duration = Duration::from_millis(100);
 /// How long one fiber may hold its worker before the monitor reports it.
 pub(crate) const STALL: Duration = Duration::from_secs(1);
 
-/// What a worker publishes for the monitor (in `WorkerShared`).
+/// What a worker publishes for the monitor (in `WorkerShared`). A cache
+/// line of its own: the worker writes it on every hand-off, and other
+/// threads write their wakes into the inbox and parker beside it.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct Watch {
     /// The id of the fiber running on the worker; 0 while none does.
     running: AtomicU64,
