@@ -1,8 +1,11 @@
 //! Helpers for the `actor_*` tests: a probe actor that records its hooks
-//! and runs closures sent to it, a gate that holds an actor inside a
-//! handler, and runtimes of a given size.
+//! and runs closures sent to it, messages that make it panic quietly, a
+//! gate that holds an actor inside a handler, and runtimes of a given
+//! size.
 //!
-//! Every test also runs under `support::bounded` (the hang guard).
+//! Use from a test file with `mod actor_util;` beside `mod support;`
+//! (the quiet panics use `support::QUIET`). Every test also runs under
+//! `support::bounded` (the hang guard).
 
 #![allow(
     dead_code,
@@ -16,6 +19,8 @@ use std::time::{Duration, Instant};
 use weft::Runtime;
 use weft::actor::{Actor, ActorId, Addr, Context, StopReason};
 use weft::chan;
+
+use crate::support::QUIET;
 
 /// A runtime with `workers` workers.
 pub fn runtime(workers: usize) -> Runtime {
@@ -173,6 +178,17 @@ impl Actor for Probe {
 /// Wraps a closure as a [`Msg::Do`].
 pub fn job(f: impl FnOnce(&mut Probe, &mut Context<Probe>) + Send + 'static) -> Msg {
     Msg::Do(Box::new(f))
+}
+
+/// The reason an actor stops with after a panic with `QUIET` + `message`
+/// (as [`panic_msg`] makes the probe panic).
+pub fn panicked(message: &str) -> StopReason {
+    StopReason::Panicked(format!("{QUIET}{message}"))
+}
+
+/// A message that makes the probe panic with `QUIET` + `message`.
+pub fn panic_msg(message: &'static str) -> Msg {
+    job(move |_, _| panic!("{QUIET}{message}"))
 }
 
 /// Holds an actor inside a handler until opened: send [`Gate::msg`],
