@@ -140,10 +140,11 @@ fn a_supervisor_stopping_its_blocked_child_at_the_drop() {
 /// drop, 4,000 stacks' worth of RSS must be gone whether or not an `Addr`
 /// is still held. Runs in a child process (RSS).
 ///
-/// Fails today: see the report. Each actor holds its runtime's shared
-/// state (to queue itself when a message arrives), and the runtime's drop
-/// leaves its stack pool (with every stack it has cached) to that shared
-/// state's destructor, which waits for the last `Addr`.
+/// A regression test: each actor holds its runtime's shared state (to
+/// queue itself when a message arrives), and the runtime's drop used to
+/// leave its stack pool (with every stack it had cached) to that shared
+/// state's destructor, which waits for the last `Addr`. The drop now
+/// trims the pools itself (`Shared::trim_pools`).
 #[test]
 fn an_addr_that_outlives_the_runtime_does_not_keep_its_stacks() {
     if !support::is_child() {

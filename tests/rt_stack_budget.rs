@@ -108,9 +108,10 @@ fn the_stack_budget() {
 /// stacks exist at once", `runtime::Builder::max_stacks`), including
 /// those of fibers built with their own `fiber::Builder::stack_size`.
 ///
-/// This fails today: a fiber with its own stack size gets its stack from
-/// a separate pool that `Shared::pool_for` (`src/sched/mod.rs`) builds
-/// without any budget, so all N + 10 of them start.
+/// A regression test: a fiber with its own stack size used to get its
+/// stack from a separate pool that `Shared::pool_for` (`src/sched/mod.rs`)
+/// built without any budget, so all N + 10 of them started. Every pool of
+/// a runtime now shares one budget (`stack_pool/budget.rs`).
 #[test]
 fn the_stack_budget_covers_fibers_with_their_own_stack_size() {
     let _heavy = support::heavy();
@@ -182,12 +183,11 @@ fn block_a_worker(rt: &Runtime) -> (JoinHandle<()>, Arc<AtomicBool>) {
 /// run (and finish) on worker A while B is blocked; then A is blocked and
 /// 98 fibers, fewer than the budget left, are started on B.
 ///
-/// This fails today: the idle stacks sit in A's per-thread stack cache
-/// (`stack_pool/cache.rs`, up to 32), they still count against the
-/// budget (`pool.rs`, `carve` refuses when `carved >= max_stacks`), and
-/// B cannot take them (`Shared::take` looks only at the shared free
-/// lists), so B's fibers fail with "stack budget exhausted ... (N of them
-/// idle in other threads' caches)".
+/// A regression test: the idle stacks sat in A's per-thread stack cache
+/// (`stack_pool/cache.rs`, up to 32) and still counted against the budget
+/// while B could not take them, so B's fibers failed with "stack budget
+/// exhausted ... (N of them idle in other threads' caches)". The budget
+/// now counts stacks in use, not stacks carved (`stack_pool/budget.rs`).
 #[test]
 fn idle_stacks_on_one_worker_do_not_starve_another() {
     let _heavy = support::heavy();
