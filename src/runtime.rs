@@ -84,7 +84,7 @@ impl Builder {
     }
 
     /// Worker threads are named `<prefix>-<index>`; blocking threads
-    /// `<prefix>-blocking`.
+    /// `<prefix>-blocking`; the stall monitor `<prefix>-monitor`.
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
         self.thread_name = prefix.into();
         self

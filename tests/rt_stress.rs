@@ -385,7 +385,12 @@ fn ten_thousand_panics_among_working_fibers() {
         assert_eq!((panics, values), (N, N));
         let workers = support::thread_names()
             .into_iter()
-            .filter(|n| n.starts_with("panics-"))
+            // Workers are "panics-<index>" (beside "panics-blocking" and
+            // "panics-monitor").
+            .filter(|n| {
+                n.strip_prefix("panics-")
+                    .is_some_and(|i| i.parse::<usize>().is_ok())
+            })
             .count();
         assert_eq!(workers, 2, "both worker threads are alive");
         let sum = rt.block_on(|| {
