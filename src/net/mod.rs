@@ -116,8 +116,8 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 fn accept_with_backoff<L: std::os::fd::AsRawFd, T>(
     source: &Source<L>,
     mut accept: impl FnMut(&L) -> io::Result<T>,
-    nonblocking: bool,
 ) -> io::Result<T> {
+    let nonblocking = source.is_nonblocking();
     let mut delay = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = source.do_io(Direction::Read, |listener| {

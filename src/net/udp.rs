@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::fd_conversions;
 use super::registration::Direction;
-use super::source::{Source, check_timeout};
+use super::source::Source;
 
 /// A UDP socket: `std::net::UdpSocket` whose receives (and, when the send
 /// buffer is full, sends) park the fiber. All methods take `&self`, so
@@ -219,10 +219,8 @@ impl UdpSocket {
     /// });
     /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_read_timeout(timeout)?;
-        self.source.set_read_timeout(timeout);
-        Ok(())
+        self.source
+            .set_timeout(Direction::Read, timeout, |s| s.set_read_timeout(timeout))
     }
 
     /// As [`set_read_timeout`](Self::set_read_timeout), for sends.
@@ -240,10 +238,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_write_timeout(timeout)?;
-        self.source.set_write_timeout(timeout);
-        Ok(())
+        self.source
+            .set_timeout(Direction::Write, timeout, |s| s.set_write_timeout(timeout))
     }
 
     /// The read timeout.
@@ -258,7 +254,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
+        Ok(self.source.timeout(Direction::Read))
     }
 
     /// The write timeout.
@@ -273,7 +269,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
+        Ok(self.source.timeout(Direction::Write))
     }
 
     /// Sets `SO_BROADCAST` (as std's).
@@ -335,9 +331,9 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let clone = UdpSocket::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
+        Ok(UdpSocket {
+            source: self.source.try_clone(|s| s.try_clone())?,
+        })
     }
 
     /// In non-blocking mode operations return `WouldBlock` instead of

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::reactor::Reactor;
 use super::registration::Direction;
-use super::source::{Source, check_timeout};
+use super::source::Source;
 use super::{accept_with_backoff, fd_conversions, stream_io, sys};
 
 /// A Unix-domain socket server: `std::os::unix::net::UnixListener` whose
@@ -130,19 +130,10 @@ impl UnixListener {
     /// });
     /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (stream, addr) = accept_with_backoff(
-            &self.source,
-            std::os::unix::net::UnixListener::accept,
-            self.source.is_nonblocking(),
-        )?;
-        let stream = match self.source.registration()? {
-            Some(reg) => {
-                sys::set_nonblocking(stream.as_raw_fd(), true)?;
-                UnixStream {
-                    source: Source::registered(stream, reg.reactor.clone())?,
-                }
-            }
-            None => UnixStream::from(stream),
+        let (stream, addr) =
+            accept_with_backoff(&self.source, std::os::unix::net::UnixListener::accept)?;
+        let stream = UnixStream {
+            source: self.source.accepted(stream)?,
         };
         Ok((stream, addr))
     }
@@ -198,9 +189,9 @@ impl UnixListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<UnixListener> {
-        let clone = UnixListener::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
+        Ok(UnixListener {
+            source: self.source.try_clone(|s| s.try_clone())?,
+        })
     }
 
     /// Takes the pending `SO_ERROR` (as std's).
@@ -394,10 +385,8 @@ impl UnixStream {
     /// });
     /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_read_timeout(timeout)?;
-        self.source.set_read_timeout(timeout);
-        Ok(())
+        self.source
+            .set_timeout(Direction::Read, timeout, |s| s.set_read_timeout(timeout))
     }
 
     /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
@@ -415,10 +404,8 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_write_timeout(timeout)?;
-        self.source.set_write_timeout(timeout);
-        Ok(())
+        self.source
+            .set_timeout(Direction::Write, timeout, |s| s.set_write_timeout(timeout))
     }
 
     /// The read timeout.
@@ -433,7 +420,7 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
+        Ok(self.source.timeout(Direction::Read))
     }
 
     /// The write timeout.
@@ -448,7 +435,7 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
+        Ok(self.source.timeout(Direction::Write))
     }
 
     /// Another handle to the same stream (a duplicated fd with its own
@@ -464,9 +451,9 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let clone = UnixStream::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
+        Ok(UnixStream {
+            source: self.source.try_clone(|s| s.try_clone())?,
+        })
     }
 
     /// Takes the pending `SO_ERROR` (as std's).

@@ -93,11 +93,7 @@ impl TcpListener {
     /// });
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = accept_with_backoff(
-            &self.source,
-            std::net::TcpListener::accept,
-            self.source.is_nonblocking(),
-        )?;
+        let (stream, peer) = accept_with_backoff(&self.source, std::net::TcpListener::accept)?;
         Ok((TcpStream::accepted(stream, &self.source)?, peer))
     }
 
@@ -153,9 +149,9 @@ impl TcpListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let clone = TcpListener::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
+        Ok(TcpListener {
+            source: self.source.try_clone(|s| s.try_clone())?,
+        })
     }
 
     /// Sets `IP_TTL` (as std's).

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::net::reactor::Reactor;
@@ -143,15 +143,9 @@ impl TcpStream {
         stream: std::net::TcpStream,
         listener: &Source<std::net::TcpListener>,
     ) -> io::Result<TcpStream> {
-        match listener.registration()? {
-            Some(reg) => {
-                sys::set_nonblocking(stream.as_raw_fd(), true)?;
-                Ok(TcpStream {
-                    source: Source::registered(stream, reg.reactor.clone())?,
-                })
-            }
-            None => Ok(TcpStream::from(stream)),
-        }
+        Ok(TcpStream {
+            source: listener.accepted(stream)?,
+        })
     }
 
     /// The remote address.
@@ -268,10 +262,8 @@ impl TcpStream {
     /// });
     /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_read_timeout(timeout)?;
-        self.source.set_read_timeout(timeout);
-        Ok(())
+        self.source
+            .set_timeout(Direction::Read, timeout, |s| s.set_read_timeout(timeout))
     }
 
     /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
@@ -291,10 +283,8 @@ impl TcpStream {
     /// });
     /// ```
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_write_timeout(timeout)?;
-        self.source.set_write_timeout(timeout);
-        Ok(())
+        self.source
+            .set_timeout(Direction::Write, timeout, |s| s.set_write_timeout(timeout))
     }
 
     /// The read timeout.
@@ -310,7 +300,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
+        Ok(self.source.timeout(Direction::Read))
     }
 
     /// The write timeout.
@@ -326,7 +316,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
+        Ok(self.source.timeout(Direction::Write))
     }
 
     /// Another handle to the same connection: a duplicated fd with its own
@@ -352,9 +342,9 @@ impl TcpStream {
     /// });
     /// ```
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let clone = TcpStream::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
+        Ok(TcpStream {
+            source: self.source.try_clone(|s| s.try_clone())?,
+        })
     }
 
     /// Reads without consuming, parking until data is there (as std's
