@@ -1,11 +1,10 @@
 //! [`UdpSocket`]: std's, parking the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::fd_conversions;
+use super::macros::socket_traits;
 use super::registration::Direction;
 use super::source::Source;
 
@@ -369,10 +368,4 @@ impl UdpSocket {
     }
 }
 
-fd_conversions!(UdpSocket, std::net::UdpSocket);
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
+socket_traits!(UdpSocket, std::net::UdpSocket);

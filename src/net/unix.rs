@@ -1,7 +1,6 @@
 //! [`UnixListener`] and [`UnixStream`]: `std::os::unix::net`'s, parking
 //! the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -9,10 +8,11 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::macros::{socket_traits, stream_io};
 use super::reactor::Reactor;
 use super::registration::Direction;
 use super::source::Source;
-use super::{accept_with_backoff, fd_conversions, stream_io, sys};
+use super::{accept_with_backoff, sys};
 
 /// A Unix-domain socket server: `std::os::unix::net::UnixListener` whose
 /// [`accept`](Self::accept) parks the fiber.
@@ -503,18 +503,6 @@ impl UnixStream {
     }
 }
 
-fd_conversions!(UnixListener, std::os::unix::net::UnixListener);
-fd_conversions!(UnixStream, std::os::unix::net::UnixStream);
+socket_traits!(UnixListener, std::os::unix::net::UnixListener);
+socket_traits!(UnixStream, std::os::unix::net::UnixStream);
 stream_io!(UnixStream);
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}

@@ -1,13 +1,13 @@
 //! [`TcpListener`]: std's, its accepts parking the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 
 use super::TcpStream;
+use crate::net::macros::socket_traits;
 use crate::net::source::Source;
-use crate::net::{accept_with_backoff, fd_conversions, sys};
+use crate::net::{accept_with_backoff, sys};
 
 /// A TCP socket server, listening for connections: `std::net::TcpListener`
 /// whose [`accept`](Self::accept) parks the fiber.
@@ -241,10 +241,4 @@ impl<'a> Iterator for Incoming<'a> {
     }
 }
 
-fd_conversions!(TcpListener, std::net::TcpListener);
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
+socket_traits!(TcpListener, std::net::TcpListener);

@@ -1,15 +1,14 @@
 //! [`TcpStream`]: std's, its connects, reads and writes parking the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use crate::net::macros::{socket_traits, stream_io};
 use crate::net::reactor::Reactor;
 use crate::net::registration::Direction;
 use crate::net::source::{Source, check_timeout};
-use crate::net::{fd_conversions, stream_io, sys};
 
 /// A TCP connection: `std::net::TcpStream` whose reads, writes and connects
 /// park the fiber. `Read` and `Write` are implemented for `&TcpStream`
@@ -458,11 +457,5 @@ impl TcpStream {
     }
 }
 
-fd_conversions!(TcpStream, std::net::TcpStream);
+socket_traits!(TcpStream, std::net::TcpStream);
 stream_io!(TcpStream);
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
