@@ -1,6 +1,11 @@
 //! What every socket type would otherwise write out by hand, as macros
-//! its file invokes: trait impls (`socket_traits!`, `stream_io!`). The
-//! logic behind them is [`Source`](super::source::Source)'s.
+//! its file invokes: trait impls (`socket_traits!`, `stream_io!`) and
+//! inherent methods (`socket_methods!`).
+//!
+//! The methods' doc comments stay with each type, above the method's
+//! name, since their examples differ from type to type: a macro takes
+//! them as attributes and puts them on the method it generates. The
+//! logic behind the methods is [`Source`](super::source::Source)'s.
 
 /// Implements the traits of a socket type `$weft` that wraps the std type
 /// `$std` in its field `source`: the fd conversions, `From` either way,
@@ -160,3 +165,88 @@ macro_rules! stream_io {
     };
 }
 pub(super) use stream_io;
+
+/// Generates inherent methods of a socket type. Each is written as its
+/// doc comment and then either
+///
+/// - its signature, `pub fn name(&self, arg: Type) -> Ret;`: the method
+///   only calls the std socket's method of the same name; or
+/// - `fn name;` (`fn name -> Type;` for `try_clone` and `into_std`, which
+///   name the type they return): one of the methods whose logic is
+///   weft's, in `Source`, and the same for every socket type that has it
+///   (`set_read_timeout`, `set_write_timeout`, `read_timeout`,
+///   `write_timeout`, `try_clone`, `set_nonblocking`, `into_std`); its
+///   signature is the `@name` rule's, below.
+macro_rules! socket_methods {
+    () => {};
+    (
+        $(#[$attr:meta])*
+        pub fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;
+        $($rest:tt)*
+    ) => {
+        $(#[$attr])*
+        pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+            self.source.get().$name($($arg),*)
+        }
+        $crate::net::macros::socket_methods!($($rest)*);
+    };
+    (
+        $(#[$attr:meta])*
+        fn $name:ident $(-> $ret:ty)?;
+        $($rest:tt)*
+    ) => {
+        $crate::net::macros::socket_methods!(@$name [$(#[$attr])*] $($ret)?);
+        $crate::net::macros::socket_methods!($($rest)*);
+    };
+
+    // The timeouts: each name is the setter or the getter of a direction.
+    (@set_read_timeout $attrs:tt) => {
+        $crate::net::macros::socket_methods!(@set_timeout $attrs set_read_timeout Read);
+    };
+    (@set_write_timeout $attrs:tt) => {
+        $crate::net::macros::socket_methods!(@set_timeout $attrs set_write_timeout Write);
+    };
+    (@read_timeout $attrs:tt) => {
+        $crate::net::macros::socket_methods!(@timeout $attrs read_timeout Read);
+    };
+    (@write_timeout $attrs:tt) => {
+        $crate::net::macros::socket_methods!(@timeout $attrs write_timeout Write);
+    };
+    (@set_timeout [$(#[$attr:meta])*] $name:ident $direction:ident) => {
+        $(#[$attr])*
+        pub fn $name(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+            let direction = $crate::net::registration::Direction::$direction;
+            self.source.set_timeout(direction, timeout, |s| s.$name(timeout))
+        }
+    };
+    (@timeout [$(#[$attr:meta])*] $name:ident $direction:ident) => {
+        $(#[$attr])*
+        pub fn $name(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.source.timeout($crate::net::registration::Direction::$direction))
+        }
+    };
+
+    (@set_nonblocking [$(#[$attr:meta])*]) => {
+        $(#[$attr])*
+        pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+            self.source.set_nonblocking(nonblocking)
+        }
+    };
+
+    (@try_clone [$(#[$attr:meta])*] $weft:ty) => {
+        $(#[$attr])*
+        pub fn try_clone(&self) -> std::io::Result<$weft> {
+            Ok(Self {
+                source: self.source.try_clone(|s| s.try_clone())?,
+            })
+        }
+    };
+
+    (@into_std [$(#[$attr:meta])*] $std:ty) => {
+        $(#[$attr])*
+        pub fn into_std(self) -> $std {
+            self.source.into_inner()
+        }
+    };
+}
+pub(super) use socket_methods;
