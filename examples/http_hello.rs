@@ -6,38 +6,23 @@
 //! (default `127.0.0.1:8080`). Then `wrk -t2 -c100 -d10s http://127.0.0.1:8080/`
 //! or `cargo run --release --example loadgen -- http 127.0.0.1:8080`.
 
+mod server;
+
 use std::io::{Read, Write};
 
-use weft::net::{TcpListener, TcpStream};
+use weft::net::TcpStream;
 
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
 
 fn main() {
-    let args = Args::parse();
-    let mut builder = weft::Runtime::builder().workers(args.workers);
-    if args.migrate {
-        // SAFETY: the handlers keep no thread-local references, std guards
-        // or !Send values across blocking points.
-        builder = unsafe { builder.migrate_started_fibers(true) };
-    }
-    let rt = builder.build().expect("start the runtime");
-    let listener = TcpListener::bind(&args.addr).expect("bind");
+    let server = server::Server::start("127.0.0.1:8080");
     println!(
         "http server on http://{}/ ({} workers)",
-        listener.local_addr().expect("local address"),
-        args.workers
+        server.local_addr(),
+        server.workers()
     );
-    rt.block_on(move || {
-        for conn in listener.incoming() {
-            match conn {
-                Ok(conn) => {
-                    weft::spawn(move || serve(conn));
-                }
-                Err(err) => eprintln!("accept: {err}"),
-            }
-        }
-    });
+    server.serve(serve);
 }
 
 /// Answers every complete request in the buffer, then reads more, until
@@ -92,33 +77,5 @@ fn wants_close(head: &[u8]) -> bool {
         !has(b"connection: keep-alive")
     } else {
         has(b"connection: close")
-    }
-}
-
-struct Args {
-    addr: String,
-    workers: usize,
-    /// `--migrate`: the unsafe opt-in that lets started fibers move.
-    migrate: bool,
-}
-
-impl Args {
-    fn parse() -> Args {
-        let mut args = Args {
-            addr: "127.0.0.1:8080".to_owned(),
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            migrate: false,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(arg) = it.next() {
-            match arg.as_str() {
-                "--workers" => {
-                    args.workers = it.next().and_then(|v| v.parse().ok()).expect("--workers N")
-                }
-                "--migrate" => args.migrate = true,
-                _ => args.addr = arg,
-            }
-        }
-        args
     }
 }

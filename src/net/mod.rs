@@ -86,6 +86,7 @@
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod fault;
+mod macros;
 mod reactor;
 mod registration;
 mod source;
@@ -116,8 +117,8 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 fn accept_with_backoff<L: std::os::fd::AsRawFd, T>(
     source: &Source<L>,
     mut accept: impl FnMut(&L) -> io::Result<T>,
-    nonblocking: bool,
 ) -> io::Result<T> {
+    let nonblocking = source.is_nonblocking();
     let mut delay = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = source.do_io(Direction::Read, |listener| {
@@ -169,146 +170,3 @@ fn log_accept_backoff(err: &io::Error, delay: Duration) {
 pub fn reactor_events() -> Option<u64> {
     Reactor::current().map(|r| r.events_dispatched())
 }
-
-/// Implements the fd conversions of a socket type that wraps a std type.
-macro_rules! fd_conversions {
-    ($weft:ident, $std:ty) => {
-        impl std::os::fd::AsRawFd for $weft {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                self.source.fd()
-            }
-        }
-
-        impl std::os::fd::AsFd for $weft {
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                self.source.get().as_fd()
-            }
-        }
-
-        impl std::os::fd::FromRawFd for $weft {
-            /// Takes ownership of `fd`, which must be an open socket of the
-            /// right type, as for the std type.
-            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $weft {
-                // SAFETY: the caller passes ownership of an open socket fd
-                // of this type (the trait's contract).
-                $weft::from(unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-            }
-        }
-
-        impl std::os::fd::IntoRawFd for $weft {
-            /// Deregisters the socket and gives its fd up, in blocking mode
-            /// (unless `set_nonblocking(true)` was asked for).
-            fn into_raw_fd(self) -> std::os::fd::RawFd {
-                self.source.into_inner().into_raw_fd()
-            }
-        }
-
-        impl From<std::os::fd::OwnedFd> for $weft {
-            fn from(fd: std::os::fd::OwnedFd) -> $weft {
-                $weft::from(<$std>::from(fd))
-            }
-        }
-
-        impl From<$weft> for std::os::fd::OwnedFd {
-            fn from(socket: $weft) -> std::os::fd::OwnedFd {
-                socket.source.into_inner().into()
-            }
-        }
-
-        impl From<$std> for $weft {
-            /// Wraps a std socket. It registers with a runtime's reactor
-            /// (and becomes non-blocking inside) the first time it is used
-            /// on one; until then it behaves as the std socket.
-            fn from(socket: $std) -> $weft {
-                $weft {
-                    source: Source::new(socket),
-                }
-            }
-        }
-
-        impl From<$weft> for $std {
-            /// The std socket, deregistered and blocking again (see
-            /// `into_std`).
-            fn from(socket: $weft) -> $std {
-                socket.source.into_inner()
-            }
-        }
-    };
-}
-use fd_conversions;
-
-/// Implements `Read` and `Write` for a stream type and its reference.
-macro_rules! stream_io {
-    ($weft:ident) => {
-        impl std::io::Read for &$weft {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let len = buf.len();
-                self.source.do_stream_io(Direction::Read, len, |s| {
-                    #[cfg(feature = "fault-injection")]
-                    crate::net::fault::read(&self.source)?;
-                    std::io::Read::read(&mut &*s, buf)
-                })
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                let len = bufs.iter().map(|b| b.len()).sum();
-                self.source.do_stream_io(Direction::Read, len, |s| {
-                    std::io::Read::read_vectored(&mut &*s, bufs)
-                })
-            }
-        }
-
-        impl std::io::Write for &$weft {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                let fd = self.source.fd();
-                self.source.do_stream_io(Direction::Write, buf.len(), |_| {
-                    #[cfg(feature = "fault-injection")]
-                    let buf = crate::net::fault::write(&self.source, buf)?;
-                    sys::send(fd, buf)
-                })
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                let fd = self.source.fd();
-                let len = bufs.iter().map(|b| b.len()).sum();
-                self.source
-                    .do_stream_io(Direction::Write, len, |_| sys::send_vectored(fd, bufs))
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl std::io::Read for $weft {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                (&*self).read(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                (&*self).read_vectored(bufs)
-            }
-        }
-
-        impl std::io::Write for $weft {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                (&*self).write(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                (&*self).write_vectored(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-    };
-}
-use stream_io;

@@ -255,29 +255,33 @@ impl<S: AsRawFd> Source<S> {
         self.reg.get().map_or(0, |reg| reg.io.snapshot())
     }
 
-    fn timeout(&self, direction: Direction) -> Option<Duration> {
-        decode(match direction {
-            Direction::Read => self.read_timeout.load(Ordering::Relaxed),
-            Direction::Write => self.write_timeout.load(Ordering::Relaxed),
-        })
+    /// The timeout of `direction` (`None`: wait forever).
+    pub(crate) fn timeout(&self, direction: Direction) -> Option<Duration> {
+        decode(self.timeout_slot(direction).load(Ordering::Relaxed))
     }
 
-    /// Records the read timeout (the caller also sets it on the fd, for
-    /// the unregistered mode and for `into_std`).
-    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) {
-        self.read_timeout.store(encode(timeout), Ordering::Relaxed);
+    /// `set_read_timeout`/`set_write_timeout`: refuses a zero timeout (as
+    /// std does), sets it on the fd with `set_on_fd` (std's setter:
+    /// `SO_RCVTIMEO`/`SO_SNDTIMEO`, for the unregistered mode and for
+    /// `into_std`), then records it for the parks of the registered mode.
+    pub(crate) fn set_timeout(
+        &self,
+        direction: Direction,
+        timeout: Option<Duration>,
+        set_on_fd: impl FnOnce(&S) -> io::Result<()>,
+    ) -> io::Result<()> {
+        check_timeout(timeout)?;
+        set_on_fd(&self.sock)?;
+        self.timeout_slot(direction)
+            .store(encode(timeout), Ordering::Relaxed);
+        Ok(())
     }
 
-    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.write_timeout.store(encode(timeout), Ordering::Relaxed);
-    }
-
-    pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        self.timeout(Direction::Read)
-    }
-
-    pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        self.timeout(Direction::Write)
+    fn timeout_slot(&self, direction: Direction) -> &AtomicU64 {
+        match direction {
+            Direction::Read => &self.read_timeout,
+            Direction::Write => &self.write_timeout,
+        }
     }
 
     /// `set_nonblocking`: registered sockets keep `O_NONBLOCK` and only
@@ -296,18 +300,37 @@ impl<S: AsRawFd> Source<S> {
         self.nonblocking.load(Ordering::Relaxed)
     }
 
-    /// Copies the timeouts and the non-blocking flag onto a clone.
-    pub(crate) fn copy_settings_to<T: AsRawFd>(&self, other: &Source<T>) {
-        other
-            .read_timeout
-            .store(self.read_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
-        other.write_timeout.store(
-            self.write_timeout.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
-        other
+    /// `try_clone`: another source on the socket `clone_sock` duplicates
+    /// (std's `try_clone`), unregistered, starting with this one's
+    /// timeouts and non-blocking flag.
+    pub(crate) fn try_clone(
+        &self,
+        clone_sock: impl FnOnce(&S) -> io::Result<S>,
+    ) -> io::Result<Source<S>> {
+        let clone = Source::new(clone_sock(&self.sock)?);
+        for direction in [Direction::Read, Direction::Write] {
+            clone.timeout_slot(direction).store(
+                self.timeout_slot(direction).load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
+        clone
             .nonblocking
-            .store(self.nonblocking.load(Ordering::Relaxed), Ordering::Relaxed);
+            .store(self.is_nonblocking(), Ordering::Relaxed);
+        Ok(clone)
+    }
+
+    /// The source of a socket `accept` returned on this listening one:
+    /// registered with the listener's reactor if the listener is
+    /// registered, else a plain blocking std socket.
+    pub(crate) fn accepted<T: AsRawFd>(&self, sock: T) -> io::Result<Source<T>> {
+        match self.registration()? {
+            Some(reg) => {
+                sys::set_nonblocking(sock.as_raw_fd(), true)?;
+                Source::registered(sock, reg.reactor.clone())
+            }
+            None => Ok(Source::new(sock)),
+        }
     }
 
     /// Deregisters and returns the std socket, blocking again unless

@@ -1,13 +1,11 @@
 //! [`UdpSocket`]: std's, parking the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::Duration;
 
-use super::fd_conversions;
+use super::macros::{socket_methods, socket_traits};
 use super::registration::Direction;
-use super::source::{Source, check_timeout};
+use super::source::Source;
 
 /// A UDP socket: `std::net::UdpSocket` whose receives (and, when the send
 /// buffer is full, sends) park the fiber. All methods take `&self`, so
@@ -171,212 +169,176 @@ impl UdpSocket {
         self.source.do_io(Direction::Read, |s| s.recv(buf))
     }
 
-    /// The address the socket is bound to.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// assert!(socket.local_addr()?.ip().is_loopback());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().local_addr()
-    }
+    socket_methods! {
+        /// The address the socket is bound to.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// assert!(socket.local_addr()?.ip().is_loopback());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// The connected peer's address.
-    ///
-    /// # Errors
-    ///
-    /// `NotConnected` before [`connect`](Self::connect).
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// assert!(socket.peer_addr().is_err());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().peer_addr()
-    }
+        /// The connected peer's address.
+        ///
+        /// # Errors
+        ///
+        /// `NotConnected` before [`connect`](Self::connect).
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// assert!(socket.peer_addr().is_err());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn peer_addr(&self) -> io::Result<SocketAddr>;
 
-    /// A receive that has not completed `timeout` after it started fails
-    /// with `TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std's.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// weft::run(|| {
-    ///     let socket = weft::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    ///     socket.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-    ///     let err = socket.recv_from(&mut [0; 4]).unwrap_err();
-    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-    /// });
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_read_timeout(timeout)?;
-        self.source.set_read_timeout(timeout);
-        Ok(())
-    }
+        /// A receive that has not completed `timeout` after it started fails
+        /// with `TimedOut`.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as std's.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        /// weft::run(|| {
+        ///     let socket = weft::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        ///     socket.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        ///     let err = socket.recv_from(&mut [0; 4]).unwrap_err();
+        ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        /// });
+        /// ```
+        fn set_read_timeout;
 
-    /// As [`set_read_timeout`](Self::set_read_timeout), for sends.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std's.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// socket.set_write_timeout(Some(Duration::from_secs(1)))?;
-    /// assert_eq!(socket.write_timeout()?, Some(Duration::from_secs(1)));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_write_timeout(timeout)?;
-        self.source.set_write_timeout(timeout);
-        Ok(())
-    }
+        /// As [`set_read_timeout`](Self::set_read_timeout), for sends.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as std's.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// socket.set_write_timeout(Some(Duration::from_secs(1)))?;
+        /// assert_eq!(socket.write_timeout()?, Some(Duration::from_secs(1)));
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn set_write_timeout;
 
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std's).
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// assert_eq!(socket.read_timeout()?, None);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
-    }
+        /// The read timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never (the `Result` mirrors std's).
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// assert_eq!(socket.read_timeout()?, None);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn read_timeout;
 
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std's).
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// assert_eq!(socket.write_timeout()?, None);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
-    }
+        /// The write timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never (the `Result` mirrors std's).
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// assert_eq!(socket.write_timeout()?, None);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn write_timeout;
 
-    /// Sets `SO_BROADCAST` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// socket.set_broadcast(true)?;
-    /// assert!(socket.broadcast()?);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.source.get().set_broadcast(on)
-    }
+        /// Sets `SO_BROADCAST` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// socket.set_broadcast(true)?;
+        /// assert!(socket.broadcast()?);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn set_broadcast(&self, on: bool) -> io::Result<()>;
 
-    /// Reads `SO_BROADCAST` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// assert!(!socket.broadcast()?);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn broadcast(&self) -> io::Result<bool> {
-        self.source.get().broadcast()
-    }
+        /// Reads `SO_BROADCAST` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// assert!(!socket.broadcast()?);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn broadcast(&self) -> io::Result<bool>;
 
-    /// Takes the pending `SO_ERROR` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// assert!(socket.take_error()?.is_none());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get().take_error()
-    }
+        /// Takes the pending `SO_ERROR` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// assert!(socket.take_error()?.is_none());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
 
-    /// Another handle to the same socket (a duplicated fd with its own
-    /// registration, starting with this handle's timeouts).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// assert_eq!(socket.try_clone()?.local_addr()?, socket.local_addr()?);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let clone = UdpSocket::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
+        /// Another handle to the same socket (a duplicated fd with its own
+        /// registration, starting with this handle's timeouts).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// assert_eq!(socket.try_clone()?.local_addr()?, socket.local_addr()?);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn try_clone -> UdpSocket;
 
-    /// In non-blocking mode operations return `WouldBlock` instead of
-    /// parking.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// weft::run(|| {
-    ///     let socket = weft::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    ///     socket.set_nonblocking(true).unwrap();
-    ///     let err = socket.recv(&mut [0; 4]).unwrap_err();
-    ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-    /// });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking)
-    }
+        /// In non-blocking mode operations return `WouldBlock` instead of
+        /// parking.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// weft::run(|| {
+        ///     let socket = weft::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        ///     socket.set_nonblocking(true).unwrap();
+        ///     let err = socket.recv(&mut [0; 4]).unwrap_err();
+        ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        /// });
+        /// ```
+        fn set_nonblocking;
 
-    /// The std socket, deregistered and blocking again (unless
-    /// `set_nonblocking(true)` was asked for).
-    ///
-    /// ```
-    /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
-    /// let std_socket: std::net::UdpSocket = socket.into_std();
-    /// assert!(std_socket.local_addr().is_ok());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn into_std(self) -> std::net::UdpSocket {
-        self.source.into_inner()
+        /// The std socket, deregistered and blocking again (unless
+        /// `set_nonblocking(true)` was asked for).
+        ///
+        /// ```
+        /// let socket = weft::net::UdpSocket::bind("127.0.0.1:0")?;
+        /// let std_socket: std::net::UdpSocket = socket.into_std();
+        /// assert!(std_socket.local_addr().is_ok());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn into_std -> std::net::UdpSocket;
     }
 }
 
-fd_conversions!(UdpSocket, std::net::UdpSocket);
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
+socket_traits!(UdpSocket, std::net::UdpSocket);

@@ -1,7 +1,6 @@
 //! [`UnixListener`] and [`UnixStream`]: `std::os::unix::net`'s, parking
 //! the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -9,10 +8,10 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::macros::{socket_methods, socket_traits, stream_io};
 use super::reactor::Reactor;
-use super::registration::Direction;
-use super::source::{Source, check_timeout};
-use super::{accept_with_backoff, fd_conversions, stream_io, sys};
+use super::source::Source;
+use super::{accept_with_backoff, sys};
 
 /// A Unix-domain socket server: `std::os::unix::net::UnixListener` whose
 /// [`accept`](Self::accept) parks the fiber.
@@ -130,19 +129,10 @@ impl UnixListener {
     /// });
     /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (stream, addr) = accept_with_backoff(
-            &self.source,
-            std::os::unix::net::UnixListener::accept,
-            self.source.is_nonblocking(),
-        )?;
-        let stream = match self.source.registration()? {
-            Some(reg) => {
-                sys::set_nonblocking(stream.as_raw_fd(), true)?;
-                UnixStream {
-                    source: Source::registered(stream, reg.reactor.clone())?,
-                }
-            }
-            None => UnixStream::from(stream),
+        let (stream, addr) =
+            accept_with_backoff(&self.source, std::os::unix::net::UnixListener::accept)?;
+        let stream = UnixStream {
+            source: self.source.accepted(stream)?,
         };
         Ok((stream, addr))
     }
@@ -164,95 +154,85 @@ impl UnixListener {
         UnixIncoming { listener: self }
     }
 
-    /// The address the listener is bound to.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let path = std::env::temp_dir().join(format!("weft-doc-la-{}", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let listener = weft::net::UnixListener::bind(&path)?;
-    /// assert!(listener.local_addr()?.as_pathname().is_some());
-    /// std::fs::remove_file(&path)?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().local_addr()
-    }
+    socket_methods! {
+        /// The address the listener is bound to.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let path = std::env::temp_dir().join(format!("weft-doc-la-{}", std::process::id()));
+        /// # let _ = std::fs::remove_file(&path);
+        /// let listener = weft::net::UnixListener::bind(&path)?;
+        /// assert!(listener.local_addr()?.as_pathname().is_some());
+        /// std::fs::remove_file(&path)?;
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Another handle to the same listening socket.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let path = std::env::temp_dir().join(format!("weft-doc-tc-{}", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let listener = weft::net::UnixListener::bind(&path)?;
-    /// let clone = listener.try_clone()?;
-    /// assert!(clone.local_addr()?.as_pathname().is_some());
-    /// std::fs::remove_file(&path)?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        let clone = UnixListener::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
+        /// Another handle to the same listening socket.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let path = std::env::temp_dir().join(format!("weft-doc-tc-{}", std::process::id()));
+        /// # let _ = std::fs::remove_file(&path);
+        /// let listener = weft::net::UnixListener::bind(&path)?;
+        /// let clone = listener.try_clone()?;
+        /// assert!(clone.local_addr()?.as_pathname().is_some());
+        /// std::fs::remove_file(&path)?;
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn try_clone -> UnixListener;
 
-    /// Takes the pending `SO_ERROR` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let path = std::env::temp_dir().join(format!("weft-doc-te-{}", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let listener = weft::net::UnixListener::bind(&path)?;
-    /// assert!(listener.take_error()?.is_none());
-    /// std::fs::remove_file(&path)?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get().take_error()
-    }
+        /// Takes the pending `SO_ERROR` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let path = std::env::temp_dir().join(format!("weft-doc-te-{}", std::process::id()));
+        /// # let _ = std::fs::remove_file(&path);
+        /// let listener = weft::net::UnixListener::bind(&path)?;
+        /// assert!(listener.take_error()?.is_none());
+        /// std::fs::remove_file(&path)?;
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
 
-    /// In non-blocking mode `accept` returns `WouldBlock` instead of
-    /// parking.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let path = std::env::temp_dir().join(format!("weft-doc-nb-{}", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let listener = weft::net::UnixListener::bind(&path)?;
-    /// listener.set_nonblocking(true)?;
-    /// assert_eq!(listener.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// std::fs::remove_file(&path)?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking)
-    }
+        /// In non-blocking mode `accept` returns `WouldBlock` instead of
+        /// parking.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let path = std::env::temp_dir().join(format!("weft-doc-nb-{}", std::process::id()));
+        /// # let _ = std::fs::remove_file(&path);
+        /// let listener = weft::net::UnixListener::bind(&path)?;
+        /// listener.set_nonblocking(true)?;
+        /// assert_eq!(listener.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+        /// std::fs::remove_file(&path)?;
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn set_nonblocking;
 
-    /// The std listener, deregistered and blocking again.
-    ///
-    /// ```
-    /// let path = std::env::temp_dir().join(format!("weft-doc-is-{}", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let listener = weft::net::UnixListener::bind(&path)?.into_std();
-    /// assert!(listener.local_addr().is_ok());
-    /// std::fs::remove_file(&path)?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn into_std(self) -> std::os::unix::net::UnixListener {
-        self.source.into_inner()
+        /// The std listener, deregistered and blocking again.
+        ///
+        /// ```
+        /// let path = std::env::temp_dir().join(format!("weft-doc-is-{}", std::process::id()));
+        /// # let _ = std::fs::remove_file(&path);
+        /// let listener = weft::net::UnixListener::bind(&path)?.into_std();
+        /// assert!(listener.local_addr().is_ok());
+        /// std::fs::remove_file(&path)?;
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn into_std -> std::os::unix::net::UnixListener;
     }
 }
 
@@ -328,206 +308,166 @@ impl UnixStream {
         Ok((UnixStream::from(a), UnixStream::from(b)))
     }
 
-    /// The peer's address.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// assert!(a.peer_addr()?.is_unnamed());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().peer_addr()
-    }
+    socket_methods! {
+        /// The peer's address.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// assert!(a.peer_addr()?.is_unnamed());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn peer_addr(&self) -> io::Result<SocketAddr>;
 
-    /// The local address.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// assert!(a.local_addr()?.is_unnamed());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().local_addr()
-    }
+        /// The local address.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// assert!(a.local_addr()?.is_unnamed());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Shuts the read, write or both halves down (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// use std::io::Read;
-    ///
-    /// let (a, mut b) = weft::net::UnixStream::pair()?;
-    /// a.shutdown(std::net::Shutdown::Write)?;
-    /// assert_eq!(b.read(&mut [0; 4])?, 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.source.get().shutdown(how)
-    }
+        /// Shuts the read, write or both halves down (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// use std::io::Read;
+        ///
+        /// let (a, mut b) = weft::net::UnixStream::pair()?;
+        /// a.shutdown(std::net::Shutdown::Write)?;
+        /// assert_eq!(b.read(&mut [0; 4])?, 0);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn shutdown(&self, how: Shutdown) -> io::Result<()>;
 
-    /// A read that has not completed `timeout` after it started fails with
-    /// `TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std's.
-    ///
-    /// ```
-    /// use std::io::Read;
-    /// use std::time::Duration;
-    ///
-    /// weft::run(|| {
-    ///     let (mut a, _b) = weft::net::UnixStream::pair().unwrap();
-    ///     a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-    ///     assert_eq!(a.read(&mut [0; 4]).unwrap_err().kind(), std::io::ErrorKind::TimedOut);
-    /// });
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_read_timeout(timeout)?;
-        self.source.set_read_timeout(timeout);
-        Ok(())
-    }
+        /// A read that has not completed `timeout` after it started fails with
+        /// `TimedOut`.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as std's.
+        ///
+        /// ```
+        /// use std::io::Read;
+        /// use std::time::Duration;
+        ///
+        /// weft::run(|| {
+        ///     let (mut a, _b) = weft::net::UnixStream::pair().unwrap();
+        ///     a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        ///     assert_eq!(a.read(&mut [0; 4]).unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        /// });
+        /// ```
+        fn set_read_timeout;
 
-    /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std's.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// a.set_write_timeout(Some(Duration::from_secs(2)))?;
-    /// assert_eq!(a.write_timeout()?, Some(Duration::from_secs(2)));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_write_timeout(timeout)?;
-        self.source.set_write_timeout(timeout);
-        Ok(())
-    }
+        /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as std's.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// a.set_write_timeout(Some(Duration::from_secs(2)))?;
+        /// assert_eq!(a.write_timeout()?, Some(Duration::from_secs(2)));
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn set_write_timeout;
 
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std's).
-    ///
-    /// ```
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// assert_eq!(a.read_timeout()?, None);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
-    }
+        /// The read timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never (the `Result` mirrors std's).
+        ///
+        /// ```
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// assert_eq!(a.read_timeout()?, None);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn read_timeout;
 
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std's).
-    ///
-    /// ```
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// assert_eq!(a.write_timeout()?, None);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
-    }
+        /// The write timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never (the `Result` mirrors std's).
+        ///
+        /// ```
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// assert_eq!(a.write_timeout()?, None);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn write_timeout;
 
-    /// Another handle to the same stream (a duplicated fd with its own
-    /// registration, starting with this handle's timeouts).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// assert!(a.try_clone()?.peer_addr().is_ok());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let clone = UnixStream::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
+        /// Another handle to the same stream (a duplicated fd with its own
+        /// registration, starting with this handle's timeouts).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// assert!(a.try_clone()?.peer_addr().is_ok());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn try_clone -> UnixStream;
 
-    /// Takes the pending `SO_ERROR` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// assert!(a.take_error()?.is_none());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get().take_error()
-    }
+        /// Takes the pending `SO_ERROR` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// assert!(a.take_error()?.is_none());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
 
-    /// In non-blocking mode reads and writes return `WouldBlock` instead of
-    /// parking.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// use std::io::Read;
-    ///
-    /// let (mut a, _b) = weft::net::UnixStream::pair()?;
-    /// a.set_nonblocking(true)?;
-    /// assert_eq!(a.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking)
-    }
+        /// In non-blocking mode reads and writes return `WouldBlock` instead of
+        /// parking.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// use std::io::Read;
+        ///
+        /// let (mut a, _b) = weft::net::UnixStream::pair()?;
+        /// a.set_nonblocking(true)?;
+        /// assert_eq!(a.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn set_nonblocking;
 
-    /// The std stream, deregistered and blocking again.
-    ///
-    /// ```
-    /// let (a, _b) = weft::net::UnixStream::pair()?;
-    /// let std_stream: std::os::unix::net::UnixStream = a.into_std();
-    /// assert!(std_stream.peer_addr().is_ok());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn into_std(self) -> std::os::unix::net::UnixStream {
-        self.source.into_inner()
+        /// The std stream, deregistered and blocking again.
+        ///
+        /// ```
+        /// let (a, _b) = weft::net::UnixStream::pair()?;
+        /// let std_stream: std::os::unix::net::UnixStream = a.into_std();
+        /// assert!(std_stream.peer_addr().is_ok());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn into_std -> std::os::unix::net::UnixStream;
     }
 }
 
-fd_conversions!(UnixListener, std::os::unix::net::UnixListener);
-fd_conversions!(UnixStream, std::os::unix::net::UnixStream);
+socket_traits!(UnixListener, std::os::unix::net::UnixListener);
+socket_traits!(UnixStream, std::os::unix::net::UnixStream);
 stream_io!(UnixStream);
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}

@@ -1,13 +1,13 @@
 //! [`TcpListener`]: std's, its accepts parking the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 
 use super::TcpStream;
+use crate::net::macros::{socket_methods, socket_traits};
 use crate::net::source::Source;
-use crate::net::{accept_with_backoff, fd_conversions, sys};
+use crate::net::{accept_with_backoff, sys};
 
 /// A TCP socket server, listening for connections: `std::net::TcpListener`
 /// whose [`accept`](Self::accept) parks the fiber.
@@ -93,11 +93,7 @@ impl TcpListener {
     /// });
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = accept_with_backoff(
-            &self.source,
-            std::net::TcpListener::accept,
-            self.source.is_nonblocking(),
-        )?;
+        let (stream, peer) = accept_with_backoff(&self.source, std::net::TcpListener::accept)?;
         Ok((TcpStream::accepted(stream, &self.source)?, peer))
     }
 
@@ -124,116 +120,102 @@ impl TcpListener {
         Incoming { listener: self }
     }
 
-    /// The address the listener is bound to.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// assert!(listener.local_addr()?.ip().is_loopback());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().local_addr()
-    }
+    socket_methods! {
+        /// The address the listener is bound to.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// assert!(listener.local_addr()?.ip().is_loopback());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Another handle to the same listening socket (a duplicated fd, with
-    /// its own registration).
-    ///
-    /// # Errors
-    ///
-    /// As std's (`EMFILE` when out of descriptors).
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let other = listener.try_clone()?;
-    /// assert_eq!(listener.local_addr()?, other.local_addr()?);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let clone = TcpListener::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
+        /// Another handle to the same listening socket (a duplicated fd, with
+        /// its own registration).
+        ///
+        /// # Errors
+        ///
+        /// As std's (`EMFILE` when out of descriptors).
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// let other = listener.try_clone()?;
+        /// assert_eq!(listener.local_addr()?, other.local_addr()?);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn try_clone -> TcpListener;
 
-    /// Sets `IP_TTL` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// listener.set_ttl(42)?;
-    /// assert_eq!(listener.ttl()?, 42);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.source.get().set_ttl(ttl)
-    }
+        /// Sets `IP_TTL` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// listener.set_ttl(42)?;
+        /// assert_eq!(listener.ttl()?, 42);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn set_ttl(&self, ttl: u32) -> io::Result<()>;
 
-    /// Reads `IP_TTL` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// assert!(listener.ttl()? > 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.source.get().ttl()
-    }
+        /// Reads `IP_TTL` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// assert!(listener.ttl()? > 0);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn ttl(&self) -> io::Result<u32>;
 
-    /// Takes the pending `SO_ERROR` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// assert!(listener.take_error()?.is_none());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get().take_error()
-    }
+        /// Takes the pending `SO_ERROR` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// assert!(listener.take_error()?.is_none());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
 
-    /// In non-blocking mode `accept` returns `WouldBlock` instead of
-    /// parking (and descriptor shortages instead of backing off).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     listener.set_nonblocking(true).unwrap();
-    ///     let err = listener.accept().unwrap_err();
-    ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-    /// });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking)
-    }
+        /// In non-blocking mode `accept` returns `WouldBlock` instead of
+        /// parking (and descriptor shortages instead of backing off).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     listener.set_nonblocking(true).unwrap();
+        ///     let err = listener.accept().unwrap_err();
+        ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        /// });
+        /// ```
+        fn set_nonblocking;
 
-    /// The std listener, deregistered and in blocking mode again (unless
-    /// `set_nonblocking(true)` was asked for).
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let std_listener: std::net::TcpListener = listener.into_std();
-    /// assert!(std_listener.local_addr().is_ok());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn into_std(self) -> std::net::TcpListener {
-        self.source.into_inner()
+        /// The std listener, deregistered and in blocking mode again (unless
+        /// `set_nonblocking(true)` was asked for).
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// let std_listener: std::net::TcpListener = listener.into_std();
+        /// assert!(std_listener.local_addr().is_ok());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn into_std -> std::net::TcpListener;
     }
 }
 
@@ -245,10 +227,4 @@ impl<'a> Iterator for Incoming<'a> {
     }
 }
 
-fd_conversions!(TcpListener, std::net::TcpListener);
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
+socket_traits!(TcpListener, std::net::TcpListener);

@@ -1,15 +1,14 @@
 //! [`TcpStream`]: std's, its connects, reads and writes parking the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use crate::net::macros::{socket_methods, socket_traits, stream_io};
 use crate::net::reactor::Reactor;
 use crate::net::registration::Direction;
 use crate::net::source::{Source, check_timeout};
-use crate::net::{fd_conversions, stream_io, sys};
 
 /// A TCP connection: `std::net::TcpStream` whose reads, writes and connects
 /// park the fiber. `Read` and `Write` are implemented for `&TcpStream`
@@ -143,218 +142,186 @@ impl TcpStream {
         stream: std::net::TcpStream,
         listener: &Source<std::net::TcpListener>,
     ) -> io::Result<TcpStream> {
-        match listener.registration()? {
-            Some(reg) => {
-                sys::set_nonblocking(stream.as_raw_fd(), true)?;
-                Ok(TcpStream {
-                    source: Source::registered(stream, reg.reactor.clone())?,
-                })
-            }
-            None => Ok(TcpStream::from(stream)),
-        }
+        Ok(TcpStream {
+            source: listener.accepted(stream)?,
+        })
     }
 
-    /// The remote address.
-    ///
-    /// # Errors
-    ///
-    /// As std's (`NotConnected`).
-    ///
-    /// ```
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let addr = listener.local_addr().unwrap();
-    ///     let stream = weft::net::TcpStream::connect(addr).unwrap();
-    ///     assert_eq!(stream.peer_addr().unwrap(), addr);
-    /// });
-    /// ```
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().peer_addr()
-    }
+    socket_methods! {
+        /// The remote address.
+        ///
+        /// # Errors
+        ///
+        /// As std's (`NotConnected`).
+        ///
+        /// ```
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let addr = listener.local_addr().unwrap();
+        ///     let stream = weft::net::TcpStream::connect(addr).unwrap();
+        ///     assert_eq!(stream.peer_addr().unwrap(), addr);
+        /// });
+        /// ```
+        pub fn peer_addr(&self) -> io::Result<SocketAddr>;
 
-    /// The local address.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     assert!(stream.local_addr().unwrap().ip().is_loopback());
-    /// });
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get().local_addr()
-    }
+        /// The local address.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     assert!(stream.local_addr().unwrap().ip().is_loopback());
+        /// });
+        /// ```
+        pub fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Shuts the read, write or both halves down (as std's). A fiber
-    /// parked in a read of this stream wakes and reads 0.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// use std::io::Read;
-    ///
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let addr = listener.local_addr().unwrap();
-    ///     let client = weft::net::TcpStream::connect(addr).unwrap();
-    ///     let (mut server, _) = listener.accept().unwrap();
-    ///     client.shutdown(std::net::Shutdown::Write).unwrap();
-    ///     assert_eq!(server.read(&mut [0; 8]).unwrap(), 0);
-    /// });
-    /// ```
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.source.get().shutdown(how)
-    }
+        /// Shuts the read, write or both halves down (as std's). A fiber
+        /// parked in a read of this stream wakes and reads 0.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// use std::io::Read;
+        ///
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let addr = listener.local_addr().unwrap();
+        ///     let client = weft::net::TcpStream::connect(addr).unwrap();
+        ///     let (mut server, _) = listener.accept().unwrap();
+        ///     client.shutdown(std::net::Shutdown::Write).unwrap();
+        ///     assert_eq!(server.read(&mut [0; 8]).unwrap(), 0);
+        /// });
+        /// ```
+        pub fn shutdown(&self, how: Shutdown) -> io::Result<()>;
 
-    /// Sets `TCP_NODELAY` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     stream.set_nodelay(true).unwrap();
-    ///     assert!(stream.nodelay().unwrap());
-    /// });
-    /// ```
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.source.get().set_nodelay(nodelay)
-    }
+        /// Sets `TCP_NODELAY` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     stream.set_nodelay(true).unwrap();
+        ///     assert!(stream.nodelay().unwrap());
+        /// });
+        /// ```
+        pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
 
-    /// Reads `TCP_NODELAY` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     assert!(!stream.nodelay().unwrap());
-    /// });
-    /// ```
-    pub fn nodelay(&self) -> io::Result<bool> {
-        self.source.get().nodelay()
-    }
+        /// Reads `TCP_NODELAY` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     assert!(!stream.nodelay().unwrap());
+        /// });
+        /// ```
+        pub fn nodelay(&self) -> io::Result<bool>;
 
-    /// A read that has not completed `timeout` after it started fails with
-    /// `TimedOut` (`None`: reads wait forever). Per handle; see the
-    /// [module documentation](crate::net).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std's.
-    ///
-    /// ```
-    /// use std::io::Read;
-    /// use std::time::Duration;
-    ///
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let mut stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    ///     let err = stream.read(&mut [0; 8]).unwrap_err();
-    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-    /// });
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_read_timeout(timeout)?;
-        self.source.set_read_timeout(timeout);
-        Ok(())
-    }
+        /// A read that has not completed `timeout` after it started fails with
+        /// `TimedOut` (`None`: reads wait forever). Per handle; see the
+        /// [module documentation](crate::net).
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as std's.
+        ///
+        /// ```
+        /// use std::io::Read;
+        /// use std::time::Duration;
+        ///
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let mut stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        ///     let err = stream.read(&mut [0; 8]).unwrap_err();
+        ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        /// });
+        /// ```
+        fn set_read_timeout;
 
-    /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std's.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     stream.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    ///     assert_eq!(stream.write_timeout().unwrap(), Some(Duration::from_secs(1)));
-    /// });
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.source.get().set_write_timeout(timeout)?;
-        self.source.set_write_timeout(timeout);
-        Ok(())
-    }
+        /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as std's.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     stream.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+        ///     assert_eq!(stream.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+        /// });
+        /// ```
+        fn set_write_timeout;
 
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std's).
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
-    /// assert_eq!(stream.read_timeout()?, None);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.read_timeout())
-    }
+        /// The read timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never (the `Result` mirrors std's).
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+        /// assert_eq!(stream.read_timeout()?, None);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn read_timeout;
 
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std's).
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
-    /// assert_eq!(stream.write_timeout()?, None);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.write_timeout())
-    }
+        /// The write timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never (the `Result` mirrors std's).
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+        /// assert_eq!(stream.write_timeout()?, None);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        fn write_timeout;
 
-    /// Another handle to the same connection: a duplicated fd with its own
-    /// registration, starting with this handle's timeouts.
-    ///
-    /// # Errors
-    ///
-    /// As std's (`EMFILE` when out of descriptors).
-    ///
-    /// ```
-    /// use std::io::{Read, Write};
-    ///
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let mut a = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     let (mut server, _) = listener.accept().unwrap();
-    ///     let mut b = a.try_clone().unwrap();
-    ///     b.write_all(b"x").unwrap();
-    ///     server.write_all(b"y").unwrap();
-    ///     let mut byte = [0];
-    ///     a.read_exact(&mut byte).unwrap();
-    ///     assert_eq!(&byte, b"y");
-    /// });
-    /// ```
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let clone = TcpStream::from(self.source.get().try_clone()?);
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
+        /// Another handle to the same connection: a duplicated fd with its own
+        /// registration, starting with this handle's timeouts.
+        ///
+        /// # Errors
+        ///
+        /// As std's (`EMFILE` when out of descriptors).
+        ///
+        /// ```
+        /// use std::io::{Read, Write};
+        ///
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let mut a = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     let (mut server, _) = listener.accept().unwrap();
+        ///     let mut b = a.try_clone().unwrap();
+        ///     b.write_all(b"x").unwrap();
+        ///     server.write_all(b"y").unwrap();
+        ///     let mut byte = [0];
+        ///     a.read_exact(&mut byte).unwrap();
+        ///     assert_eq!(&byte, b"y");
+        /// });
+        /// ```
+        fn try_clone -> TcpStream;
     }
 
     /// Reads without consuming, parking until data is there (as std's
@@ -380,99 +347,85 @@ impl TcpStream {
         self.source.do_io(Direction::Read, |s| s.peek(buf))
     }
 
-    /// Sets `IP_TTL` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
-    /// stream.set_ttl(7)?;
-    /// assert_eq!(stream.ttl()?, 7);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.source.get().set_ttl(ttl)
-    }
+    socket_methods! {
+        /// Sets `IP_TTL` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+        /// stream.set_ttl(7)?;
+        /// assert_eq!(stream.ttl()?, 7);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn set_ttl(&self, ttl: u32) -> io::Result<()>;
 
-    /// Reads `IP_TTL` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
-    /// assert!(stream.ttl()? > 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.source.get().ttl()
-    }
+        /// Reads `IP_TTL` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+        /// assert!(stream.ttl()? > 0);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn ttl(&self) -> io::Result<u32>;
 
-    /// Takes the pending `SO_ERROR` (as std's).
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
-    /// assert!(stream.take_error()?.is_none());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get().take_error()
-    }
+        /// Takes the pending `SO_ERROR` (as std's).
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// let listener = weft::net::TcpListener::bind("127.0.0.1:0")?;
+        /// let stream = weft::net::TcpStream::connect(listener.local_addr()?)?;
+        /// assert!(stream.take_error()?.is_none());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn take_error(&self) -> io::Result<Option<io::Error>>;
 
-    /// In non-blocking mode reads and writes return `WouldBlock` instead of
-    /// parking.
-    ///
-    /// # Errors
-    ///
-    /// As std's.
-    ///
-    /// ```
-    /// use std::io::Read;
-    ///
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let mut stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     stream.set_nonblocking(true).unwrap();
-    ///     let err = stream.read(&mut [0; 4]).unwrap_err();
-    ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-    /// });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking)
-    }
+        /// In non-blocking mode reads and writes return `WouldBlock` instead of
+        /// parking.
+        ///
+        /// # Errors
+        ///
+        /// As std's.
+        ///
+        /// ```
+        /// use std::io::Read;
+        ///
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let mut stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     stream.set_nonblocking(true).unwrap();
+        ///     let err = stream.read(&mut [0; 4]).unwrap_err();
+        ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        /// });
+        /// ```
+        fn set_nonblocking;
 
-    /// The std stream, deregistered and in blocking mode again (unless
-    /// `set_nonblocking(true)` was asked for). Its `SO_RCVTIMEO` and
-    /// `SO_SNDTIMEO` are the timeouts set here.
-    ///
-    /// ```
-    /// weft::run(|| {
-    ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    ///     let std_stream: std::net::TcpStream = stream.into_std();
-    ///     assert!(std_stream.peer_addr().is_ok());
-    /// });
-    /// ```
-    pub fn into_std(self) -> std::net::TcpStream {
-        self.source.into_inner()
+        /// The std stream, deregistered and in blocking mode again (unless
+        /// `set_nonblocking(true)` was asked for). Its `SO_RCVTIMEO` and
+        /// `SO_SNDTIMEO` are the timeouts set here.
+        ///
+        /// ```
+        /// weft::run(|| {
+        ///     let listener = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ///     let stream = weft::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        ///     let std_stream: std::net::TcpStream = stream.into_std();
+        ///     assert!(std_stream.peer_addr().is_ok());
+        /// });
+        /// ```
+        fn into_std -> std::net::TcpStream;
     }
 }
 
-fd_conversions!(TcpStream, std::net::TcpStream);
+socket_traits!(TcpStream, std::net::TcpStream);
 stream_io!(TcpStream);
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.source.get(), f)
-    }
-}
