@@ -18,13 +18,17 @@
 //!   before it releases the stack. Being above the stack pointer, the slot
 //!   cannot be overwritten by a signal delivered while the trampoline runs
 //!   its last instructions on the fiber stack.
+//!
+//! With the `sanitizer` feature, the slot starts below a small record
+//! that AddressSanitizer's switch annotations keep (see [`sanitizer`]);
+//! without it the record takes no room.
 
 use std::any::Any;
 use std::mem::{self, MaybeUninit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 
-use super::Yielder;
+use super::{Yielder, sanitizer};
 use crate::arch::{self, ROOT_SIZE, STACK_ALIGNMENT, Word};
 
 /// A panic payload, as `catch_unwind` returns it.
@@ -114,10 +118,11 @@ impl<F, R> Slot<F, R> {
     );
 
     /// Where the slot lives on the stack with base `base`: just below the
-    /// switch's root, aligned for both its uses and for a call. Fiber
-    /// frames start below it.
+    /// switch's root (and the sanitizer's record, if any), aligned for both
+    /// its uses and for a call. Fiber frames start below it.
     pub(super) fn at(base: NonNull<u8>) -> NonNull<u8> {
-        let addr = (base.as_ptr() as usize - ROOT_SIZE - Self::SIZE) & !(Self::ALIGN - 1);
+        let addr = (base.as_ptr() as usize - ROOT_SIZE - sanitizer::RECORD_SIZE - Self::SIZE)
+            & !(Self::ALIGN - 1);
         NonNull::new(addr as *mut u8).expect("a stack address is not null")
     }
 
@@ -149,9 +154,11 @@ pub(super) unsafe fn drop_unstarted<F, R>(base: NonNull<u8>) {
 ///
 /// # Safety
 ///
-/// Called only by the trampoline, on the first resume of a coroutine built
-/// by `Coroutine::on_stack`: `word` and `flag` are that resume's (see
-/// [`offer`]) and the slot below `base` holds the `F`.
+/// Called only by the trampoline (or [`announced_entry`]), on the first
+/// resume of a coroutine built by `Coroutine::on_stack`: `word` and `flag`
+/// are that resume's (see [`offer`]) and the slot below `base` holds the
+/// `F`.
+#[cfg_attr(feature = "sanitizer", inline(never))]
 pub(super) unsafe extern "C" fn entry<F, I, Y, R>(word: Word, base: *mut u8, flag: usize)
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
@@ -181,10 +188,42 @@ where
     unsafe { Slot::<F, R>::at(base).cast::<Finish<R>>().write(finish) };
 }
 
-/// The `EntryFn` for closure type `F`.
+/// The entry function with the `sanitizer` feature: [`entry`], with the
+/// fiber's first arrival announced before it and its exit after it.
+///
+/// `entry` stays out of line, so that its stack variables (the yielder,
+/// the outcome) are gone when the exit is announced, and this function
+/// keeps none: the exit frees the fiber's fake stack, on which such a
+/// variable could live.
+///
+/// # Safety
+///
+/// As for [`entry`].
+unsafe extern "C" fn announced_entry<F, I, Y, R>(word: Word, base: *mut u8, flag: usize)
+where
+    F: FnOnce(&Yielder<I, Y>, I) -> R,
+{
+    let stack_base = NonNull::new(base).expect("the trampoline passes the stack base");
+    // SAFETY: we run on the fiber's stack with this base, entered by the
+    // first resume, which announced the switch.
+    unsafe { sanitizer::fiber_starts(stack_base) };
+    // SAFETY: the caller's contract, passed on.
+    unsafe { entry::<F, I, Y, R>(word, base, flag) };
+    // SAFETY: the body's frames are gone and we keep no stack variables;
+    // the trampoline switches to the resumer for the last time as soon as
+    // we return.
+    unsafe { sanitizer::fiber_exits(stack_base) };
+}
+
+/// The `EntryFn` for closure type `F`: [`entry`], or [`announced_entry`]
+/// with the `sanitizer` feature.
 pub(super) fn entry_fn<F, I, Y, R>() -> arch::EntryFn
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
-    entry::<F, I, Y, R>
+    if cfg!(feature = "sanitizer") {
+        announced_entry::<F, I, Y, R>
+    } else {
+        entry::<F, I, Y, R>
+    }
 }

@@ -43,6 +43,7 @@
 
 mod entry;
 mod raw;
+mod sanitizer;
 mod yielder;
 
 use std::cell::Cell;

@@ -12,6 +12,7 @@ use std::ptr::NonNull;
 use super::entry::{
     CONTINUE, Finish, Slot, UNWIND, drop_unstarted, entry_fn, forced_unwind, offer, take,
 };
+use super::sanitizer::{self, Bounds};
 use super::{CoroutineResult, Yielder};
 use crate::arch::{self, StackPointer, Word};
 use crate::stack_pool::Stack;
@@ -117,13 +118,18 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         })
     }
 
-    /// The stack's base while the coroutine has a stack.
+    /// The stack, while the coroutine has one.
     #[inline]
-    fn base(&self) -> NonNull<u8> {
+    fn live_stack(&self) -> &Stack {
         self.stack
             .as_ref()
             .expect("a coroutine that can run has its stack")
-            .base()
+    }
+
+    /// The stack's base while the coroutine has a stack.
+    #[inline]
+    fn base(&self) -> NonNull<u8> {
+        self.live_stack().base()
     }
 
     /// See [`Coroutine::resume`](super::Coroutine::resume).
@@ -132,8 +138,12 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         let Some(sp) = self.sp else {
             panic!("weft: Coroutine::resume called on a coroutine whose body has already returned");
         };
-        let base = self.base();
+        let stack = self.live_stack();
+        let (base, bounds) = (stack.base(), Bounds::of(stack));
         let mut input = MaybeUninit::new(input);
+        // SAFETY: the resume below is the next thing we do, and we announce
+        // our return right after it.
+        let saved = unsafe { sanitizer::resumer_leaves(bounds) };
         // SAFETY: `sp` was produced by `init` or the last resume of this
         // stack (it is `Some` only while we hold the stack, and is replaced
         // below before `resume` can run again: `&mut self` rules out a
@@ -141,6 +151,9 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         // `release_stack`. The fiber moves `input` out before it switches
         // back.
         let (word, next) = unsafe { arch::resume(offer(&mut input), CONTINUE, sp, base) };
+        // SAFETY: `saved` is this resume's; the fiber announced its switch
+        // back (suspend or exit).
+        unsafe { sanitizer::resumer_returns(saved) };
         self.sp = next;
         if next.is_some() {
             // SAFETY: a suspending fiber offers its value; it cannot run
@@ -232,16 +245,23 @@ impl<Yield, Return> RawCoroutine<(), Yield, Return> {
     pub(crate) unsafe fn enter(this: *mut Self) -> Landing {
         // SAFETY: `this` is valid and not running (the caller's contract);
         // these reads end before the switch.
-        let (sp, base) = unsafe {
+        let (sp, base, bounds) = unsafe {
             let Some(sp) = (*this).sp else {
                 panic!("weft: a coroutine whose body has returned was entered");
             };
-            (sp, (*this).base())
+            let stack = (*this).live_stack();
+            (sp, stack.base(), Bounds::of(stack))
         };
         let mut input = MaybeUninit::new(());
+        // SAFETY: the resume below is the next thing we do, and we announce
+        // our return right after it.
+        let saved = unsafe { sanitizer::resumer_leaves(bounds) };
         // SAFETY: as in `resume`: `sp` is the suspended coroutine's, used
         // once (whoever lands next replaces it), and its stack is ours.
         let (word, next) = unsafe { arch::resume(offer(&mut input), CONTINUE, sp, base) };
+        // SAFETY: `saved` is this resume's; whichever coroutine came back
+        // announced its switch to us (suspend or exit).
+        unsafe { sanitizer::resumer_returns(saved) };
         Landing { word, next }
     }
 
@@ -293,18 +313,22 @@ impl<Yield, Return> RawCoroutine<(), Yield, Return> {
     pub(crate) unsafe fn switch(this: *mut Self, to: *const Self) {
         // SAFETY: facts 1 and 2: both are valid, neither is borrowed
         // elsewhere, and these reads end before the switch.
-        let (base, save_sp, to_sp, to_base) = unsafe {
+        let (base, save_sp, to_sp, to_base, to_bounds) = unsafe {
             let Some(to_sp) = (*to).sp else {
                 panic!("weft: switched to a coroutine whose body has returned");
             };
-            (
-                (*this).base(),
-                (&raw mut (*this).sp).cast::<usize>(),
-                to_sp,
-                (*to).base(),
-            )
+            let base = (*this).base();
+            let save_sp = (&raw mut (*this).sp).cast::<usize>();
+            let to_stack = (*to).live_stack();
+            (base, save_sp, to_sp, to_stack.base(), Bounds::of(to_stack))
         };
         let mut input = MaybeUninit::new(());
+        // SAFETY: fact 1: we run on our stack, with base `base`; fact 2:
+        // `to` is a started, suspended coroutine whose stack (base
+        // `to_base`) nobody else touches before it runs. The switch below
+        // is the next thing we do, and we announce our arrival when
+        // something enters us again.
+        unsafe { sanitizer::fiber_switches(base, to_base, to_bounds) };
         // SAFETY: fact 1: we run on `this`'s stack with base `base`, whose
         // root leads to the resumer. Fact 2: `to_sp` is a suspended
         // coroutine's, used once (whoever lands it, or it switching away,
@@ -315,6 +339,9 @@ impl<Yield, Return> RawCoroutine<(), Yield, Return> {
         // again.
         let (word, flag) =
             unsafe { arch::switch(offer(&mut input), CONTINUE, base, save_sp, to_sp, to_base) };
+        // SAFETY: back on our stack, entered again by a resume or another
+        // fiber's switch, both announced.
+        unsafe { sanitizer::fiber_arrives(base) };
         if flag == UNWIND {
             forced_unwind();
         }
@@ -328,7 +355,8 @@ impl<Input, Yield, Return> Drop for RawCoroutine<Input, Yield, Return> {
         let Some(sp) = self.sp.take() else {
             return;
         };
-        let base = self.base();
+        let stack = self.live_stack();
+        let (base, bounds) = (stack.base(), Bounds::of(stack));
         // SAFETY: while `sp` was set we held the stack `init` prepared, and
         // the fiber is not running.
         if !unsafe { arch::entered(base) } {
@@ -343,8 +371,14 @@ impl<Input, Yield, Return> Drop for RawCoroutine<Input, Yield, Return> {
         // exits.
         let mut sp = sp;
         loop {
+            // SAFETY: the resume below is the next thing we do, and we
+            // announce our return right after it.
+            let saved = unsafe { sanitizer::resumer_leaves(bounds) };
             // SAFETY: as in `resume`: `sp` is the suspended fiber's, used once.
             let (word, next) = unsafe { arch::resume(arch::Word::uninit(), UNWIND, sp, base) };
+            // SAFETY: `saved` is this resume's; the fiber announced its
+            // switch back (suspend, or exit once unwound).
+            unsafe { sanitizer::resumer_returns(saved) };
             match next {
                 Some(next) => {
                     // SAFETY: a suspending fiber offers its value, which

@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use super::entry::{UNWIND, forced_unwind, offer, take};
+use super::sanitizer;
 use crate::arch;
 
 /// Passed by reference to a coroutine's body; [`suspend`](Yielder::suspend)
@@ -54,9 +55,16 @@ impl<Input, Yield> Yielder<Input, Yield> {
     pub fn suspend(&self, value: Yield) -> Input {
         let mut value = MaybeUninit::new(value);
         // SAFETY: we run on the coroutine's stack (a Yielder never leaves
+        // its body), entered with this base; the switch out follows, and
+        // the arrival is announced as soon as we are back.
+        unsafe { sanitizer::fiber_suspends(self.base) };
+        // SAFETY: we run on the coroutine's stack (a Yielder never leaves
         // its body), entered through `arch::resume` with this base. The
         // resumer moves `value` out before this frame can run again.
         let (word, flag) = unsafe { arch::suspend(offer(&mut value), self.base) };
+        // SAFETY: back on our stack, entered again by a resume or another
+        // fiber's switch, both announced.
+        unsafe { sanitizer::fiber_arrives(self.base) };
         if flag == UNWIND {
             forced_unwind();
         }
