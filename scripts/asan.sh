@@ -38,8 +38,8 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
     exit 0
 fi
 
-# Skipped tests, by exact name (`--skip` with `--exact`): most cannot work
-# under ASan; two fail for reasons that are not ASan's (see their lines).
+# Skipped tests, by exact name (`--skip` with `--exact`): they cannot work
+# under ASan (each line says why).
 skips=(
     # Takes the address of a local on a pool stack; detect_stack_use_after_return
     # moves address-taken locals to ASan's fake stack, so it is not there.
@@ -59,9 +59,6 @@ skips=(
     # 83 s, no report).
     a_million_fibers_spawned_and_joined
     skynet_with_a_million_leaves
-    # Fails without ASan too (at b454f91): counts the stall monitor's thread,
-    # `panics-monitor`, as a third worker. Drop this line once that is fixed.
-    ten_thousand_panics_among_working_fibers
     # Expect a fault outside any fiber to kill the process with SIGSEGV (or
     # std's overflow message and SIGABRT); ASan's own SIGSEGV handler reports
     # it and exits with status 1 instead. (Fiber overflows, caught by weft's
@@ -74,11 +71,6 @@ skips=(
     # Counts the process's memory mappings near vm.max_map_count; ASan's
     # allocator maps regions of its own meanwhile.
     mprotect_mode_stops_cleanly_before_the_map_limit
-    # A timing race in the test, which ASan's slowdown exposes (1 run in 6
-    # here, 0 in 30 without ASan): it waits for each "idle" actor's Started
-    # event, not for its first message to be handled, so an actor still busy
-    # with it is stopped by the runtime's drop. Drop this line once fixed.
-    mixed_states_many_times
 )
 
 work="$(mktemp -d)"

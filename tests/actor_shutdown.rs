@@ -398,6 +398,10 @@ fn mixed_states_many_times() {
                     for log in &idle_logs {
                         log.wait_for("started", |e| e == [Event::Started]);
                     }
+                    // And every first message handled (it drops the state
+                    // token): an actor still busy with it at the drop is
+                    // not idle, and is stopped like a blocked one.
+                    actor_util::wait_until("the first messages", || states.get() == 2 * per_state);
                     (blocked, idle)
                 })
             };
