@@ -1,5 +1,5 @@
-//! The core of a coroutine: its stack, where it resumes, and the
-//! operations of its closure type: 32 bytes. [`Coroutine`] wraps it with
+//! The core of a coroutine: its stack and where it resumes, 24 bytes; the
+//! operations of its closure type are on the stack (`entry::type_word`). [`Coroutine`] wraps it with
 //! an id and a name; the scheduler keeps one inline in every task.
 //!
 //! [`Coroutine`]: super::Coroutine
@@ -10,7 +10,7 @@ use std::mem::{self, MaybeUninit};
 use std::ptr::NonNull;
 
 use super::entry::{
-    CONTINUE, Finish, Slot, UNWIND, drop_unstarted, entry_fn, forced_unwind, offer, take,
+    CONTINUE, Finish, Slot, UNWIND, drop_unstarted, entry_fn, forced_unwind, offer, take, type_word,
 };
 use super::sanitizer::{self, Bounds};
 use super::{CoroutineResult, Yielder};
@@ -51,7 +51,6 @@ pub(crate) struct RawCoroutine<Input, Yield, Return> {
     stack: Option<Stack>,
     /// Where the next resume enters; `Some` exactly while `stack` is.
     sp: Option<StackPointer>,
-    vtable: &'static Vtable,
     /// `!Send`/`!Sync`, and the coroutine's value types.
     _marker: PhantomData<(NotSend, ValueTypes<Input, Yield, Return>)>,
 }
@@ -101,6 +100,15 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         // MIN_FREE_STACK to spare (checked above), is aligned for F, and the
         // stack is ours alone.
         unsafe { Slot::<F, Return>::closure(base).write(body) };
+        let vtable: &'static Vtable = const {
+            &Vtable {
+                drop_closure: drop_unstarted::<F, Return>,
+                finish: finish_slot::<F, Return>,
+            }
+        };
+        // SAFETY: the type word lies between the root and the slot, inside
+        // the stack we own, aligned (`type_word`); nothing else writes it.
+        unsafe { type_word(base).cast::<&'static Vtable>().write(vtable) };
         // SAFETY: `base` and the slot are 16-byte aligned (stack pool
         // contract, Slot::at), the slot is below `base - ROOT_SIZE`, and the
         // stack is ours. Fiber frames start below the slot.
@@ -108,14 +116,27 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         Ok(RawCoroutine {
             stack: Some(stack),
             sp: Some(sp),
-            vtable: const {
-                &Vtable {
-                    drop_closure: drop_unstarted::<F, Return>,
-                    finish: finish_slot::<F, Return>,
-                }
-            },
             _marker: PhantomData,
         })
+    }
+
+    /// A coroutine with no body and no stack, like one whose body has
+    /// returned: what a task holds before its fiber starts and after it
+    /// ends (an `Option` around a coroutine would cost a word: the
+    /// coroutine's own fields use up its niches).
+    pub(crate) const fn empty() -> Self {
+        RawCoroutine {
+            stack: None,
+            sp: None,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Whether the coroutine holds a stack: it has a body that has not
+    /// returned (or has just returned, until `resume` reports it).
+    #[inline]
+    pub(crate) fn has_stack(&self) -> bool {
+        self.stack.is_some()
     }
 
     /// The stack, while the coroutine has one.
@@ -124,6 +145,14 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         self.stack
             .as_ref()
             .expect("a coroutine that can run has its stack")
+    }
+
+    /// The operations of the closure type, from the stack's type word.
+    #[inline]
+    fn vtable(&self) -> &'static Vtable {
+        // SAFETY: `with_owner` wrote the type word of the stack we still
+        // hold, and nothing writes it after.
+        unsafe { type_word(self.base()).cast::<&'static Vtable>().read() }
     }
 
     /// The stack's base while the coroutine has a stack.
@@ -183,7 +212,7 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         // its entry wrote the outcome into the slot before exiting; we read
         // it once, before the stack can be reused.
         let finish = unsafe {
-            (self.vtable.finish)(self.base())
+            (self.vtable().finish)(self.base())
                 .cast::<Finish<Return>>()
                 .read()
         };
@@ -263,6 +292,24 @@ impl<Yield, Return> RawCoroutine<(), Yield, Return> {
         // announced its switch to us (suspend or exit).
         unsafe { sanitizer::resumer_returns(saved) };
         Landing { word, next }
+    }
+
+    /// Suspends `this` from inside its body, back to whoever resumed it,
+    /// as its [`Yielder::suspend`] does with `value`: for a caller that
+    /// does not have the yielder at hand (a task's header keeps no pointer
+    /// to it; the yielder is only the stack base, which `this` knows).
+    ///
+    /// # Safety
+    ///
+    /// The caller runs on `this`'s stack, inside its body, entered through
+    /// `enter` (or a `switch`), and no reference to `this` is live across
+    /// the call.
+    #[inline]
+    pub(crate) unsafe fn suspend(this: *const Self, value: Yield) {
+        // SAFETY: `this` is valid and holds its stack while its body runs;
+        // the reference to the stack ends before the switch.
+        let base = unsafe { (*this).base() };
+        Yielder::<(), Yield>::new(base).suspend(value);
     }
 
     /// The second half of a resume: `self` is the coroutine that came back
@@ -362,7 +409,7 @@ impl<Input, Yield, Return> Drop for RawCoroutine<Input, Yield, Return> {
         if !unsafe { arch::entered(base) } {
             // SAFETY: never resumed, so the closure is still in its slot and
             // nobody else will touch it.
-            unsafe { (self.vtable.drop_closure)(base) };
+            unsafe { (self.vtable().drop_closure)(base) };
             self.release_stack();
             return;
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Fiber;
 use super::local::Locals;
-use super::task::{Body, Reason, TaskCell, TaskRef};
+use super::task::{Body, FiberCoroutine, Reason, TaskCell, TaskRef};
 use crate::sched::worker::{self, HandOff, UNREGISTERED, Worker};
 
 /// The task whose fiber is running on this thread, if any. The pointer is
@@ -91,10 +91,9 @@ fn switch_out(running: Running, reason: Reason) {
     if handed != HandOff::ToLoop {
         return;
     }
-    // SAFETY: the running fiber's own fields; the yielder lives on its
-    // stack for as long as the body runs.
-    let yielder = unsafe { &*(*task.header.side()).yielder };
-    yielder.suspend(reason);
+    // SAFETY: we are the task's running fiber, inside its body, and hold
+    // no reference to its coroutine.
+    unsafe { FiberCoroutine::suspend(task.header.coroutine_ptr(), reason) };
 }
 
 /// A handle to the fiber (or, off a fiber, the thread) that calls it.

@@ -152,14 +152,27 @@ pub(crate) type FiberCoroutine = RawCoroutine<(), Reason, BodyEnd>;
 /// migration opt-in, whose caller accepted exactly that.
 pub(crate) struct FiberContext(pub(crate) FiberCoroutine);
 
+impl FiberContext {
+    /// No fiber: the task has not started, or its body has ended.
+    pub(crate) const fn none() -> FiberContext {
+        FiberContext(FiberCoroutine::empty())
+    }
+
+    /// Whether there is a fiber (started, not ended).
+    #[inline]
+    pub(crate) fn exists(&self) -> bool {
+        self.0.has_stack()
+    }
+}
+
 // SAFETY: see the type's documentation: the coroutine is only resumed on
 // one thread at a time, and only moves threads under the unsafe opt-in.
 unsafe impl Send for FiberContext {}
 
-/// Fields only the running fiber touches.
+/// Fields only the running fiber touches. (Its yielder is not kept: it
+/// is only the stack base, which the fiber's coroutine knows; see
+/// `RawCoroutine::suspend`.)
 pub(crate) struct FiberSide {
-    /// The fiber's yielder, on its own stack; set when the body starts.
-    pub(crate) yielder: *const Yielder<(), Reason>,
     /// Fiber-local storage, made on first use (most fibers have none).
     pub(crate) locals: Option<Box<Locals>>,
 }
@@ -182,7 +195,8 @@ pub(crate) struct Header {
     /// home worker (the same thread) use it; atomic for the migration
     /// opt-in, where they may not be.
     pub(crate) timer_seq: AtomicU64,
-    fiber: UnsafeCell<Option<FiberContext>>,
+    /// The task's fiber, or [`FiberContext::none`].
+    fiber: UnsafeCell<FiberContext>,
     home: UnsafeCell<*const WorkerShared>,
     /// Index in the home worker's registry.
     slot: UnsafeCell<usize>,
@@ -207,13 +221,10 @@ impl Header {
             id: FiberId::next(),
             extras: (name.is_some() || pool.is_some()).then(|| Box::new(Extras { name, pool })),
             timer_seq: AtomicU64::new(0),
-            fiber: UnsafeCell::new(None),
+            fiber: UnsafeCell::new(FiberContext::none()),
             home: UnsafeCell::new(ptr::null()),
             slot: UnsafeCell::new(UNREGISTERED),
-            side: UnsafeCell::new(FiberSide {
-                yielder: ptr::null(),
-                locals: None,
-            }),
+            side: UnsafeCell::new(FiberSide { locals: None }),
         }
     }
 
@@ -235,7 +246,7 @@ impl Header {
     /// owns a PARKED task during shutdown) and no other reference to the
     /// fiber slot is live.
     #[allow(clippy::mut_from_ref, reason = "exclusive by the claim, as documented")]
-    pub(crate) unsafe fn fiber_mut(&self) -> &mut Option<FiberContext> {
+    pub(crate) unsafe fn fiber_mut(&self) -> &mut FiberContext {
         // SAFETY: the caller's claim makes the access exclusive.
         unsafe { &mut *self.fiber.get() }
     }
@@ -253,9 +264,7 @@ impl Header {
     pub(crate) unsafe fn prefetch_fiber(&self) {
         // SAFETY: the caller's claim makes this read exclusive of any
         // write (the fiber is suspended); the reference ends at once.
-        if let Some(fiber) = unsafe { &*self.fiber.get() } {
-            fiber.0.prefetch();
-        }
+        unsafe { &*self.fiber.get() }.0.prefetch();
     }
 
     /// The coroutine of a started task, as a raw pointer: while fibers
@@ -270,10 +279,9 @@ impl Header {
     pub(crate) unsafe fn coroutine_ptr(&self) -> *mut FiberCoroutine {
         // SAFETY: the caller's claim (or being the running fiber) makes the
         // access exclusive; the reference ends at once.
-        match unsafe { &mut *self.fiber.get() } {
-            Some(fiber) => &raw mut fiber.0,
-            None => unreachable!("a started task has a fiber"),
-        }
+        let fiber = unsafe { &mut *self.fiber.get() };
+        debug_assert!(fiber.exists(), "a started task has a fiber");
+        &raw mut fiber.0
     }
 
     /// Sets the home worker and registry slot; the claimant does this when
@@ -382,11 +390,11 @@ pub(crate) fn make_fiber(
     stack: crate::stack_pool::Stack,
 ) -> std::io::Result<FiberContext> {
     let body_task = TaskPtr(Arc::as_ptr(task));
-    let body = move |y: &Yielder<(), Reason>, ()| {
+    let body = move |_: &Yielder<(), Reason>, ()| {
         let body_task = body_task;
         // SAFETY: the worker keeps the task alive while its fiber exists
         // (see above).
-        fiber_main(unsafe { &*body_task.0 }, y)
+        fiber_main(unsafe { &*body_task.0 })
     };
     // SAFETY: the name lives in the task's header, which outlives the
     // coroutine: the coroutine is stored in that header and dropped (or its
@@ -399,9 +407,7 @@ pub(crate) fn make_fiber(
 
 /// The first frame of every task's fiber: runs the body, catches what it
 /// throws, drops the fiber-locals, and reports the outcome.
-fn fiber_main(task: &TaskCell<dyn Body>, yielder: &Yielder<(), Reason>) -> BodyEnd {
-    // SAFETY: we are the task's fiber, running.
-    unsafe { (*task.header.side()).yielder = yielder };
+fn fiber_main(task: &TaskCell<dyn Body>) -> BodyEnd {
     let ran = catch_unwind(AssertUnwindSafe(|| task.body.run(task)));
     // The locals go before the joiner hears of the end; a destructor that
     // panics there is reported like the body's own panic would be.

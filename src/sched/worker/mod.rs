@@ -56,8 +56,8 @@ use super::{Shared, WorkerShared, cancel_unstarted};
 use crate::coroutine::CoroutineResult;
 use crate::fiber::state::{Claim, Idle, Park};
 use crate::fiber::task::{
-    Body, BodyEnd, FiberCoroutine, Outcome, Reason, TaskCell, TaskRef, leave_count_to_park,
-    make_fiber,
+    Body, BodyEnd, FiberContext, FiberCoroutine, Outcome, Reason, TaskCell, TaskRef,
+    leave_count_to_park, make_fiber,
 };
 use crate::loom::sync::atomic::Ordering;
 
@@ -372,7 +372,7 @@ impl Worker {
         // SAFETY: we hold the claim (RUNNING) until the end of this
         // function, and nothing else touches the slot meanwhile.
         let fiber = unsafe { task.header.fiber_mut() };
-        if fiber.is_none() {
+        if !fiber.exists() {
             if self.shared.is_shutdown() || task.header.state.load().is_cancelled() {
                 task.body.complete(Outcome::Cancelled);
                 task.header.state.transition_to_complete();
@@ -388,7 +388,7 @@ impl Worker {
                     return;
                 }
             };
-            *fiber = Some(make_fiber(&task, stack).expect("a task's closure is two words"));
+            *fiber = make_fiber(&task, stack).expect("a task's closure is two words");
             // Registered only when it first switches out (`register_running`):
             // most fibers never do.
             // SAFETY: we hold the claim.
@@ -417,9 +417,8 @@ impl Worker {
         // entered, or a pinned fiber of ours it handed off to), and nothing
         // else refers to its slot now.
         let fiber = unsafe { task.header.fiber_mut() };
-        let running = fiber.as_mut().expect("the fiber that came back has one");
         // SAFETY: `task`'s fiber is the one that came back to `enter`.
-        let switched = unsafe { running.0.land(landing) };
+        let switched = unsafe { fiber.0.land(landing) };
         match switched {
             CoroutineResult::Yield(Reason::Yield) => {
                 // A pinned fiber stays RUNNING: claimed, queued at home.
@@ -436,7 +435,7 @@ impl Worker {
                 }
             }
             CoroutineResult::Return(end) => {
-                *fiber = None;
+                *fiber = FiberContext::none();
                 self.forget_started(&task);
                 match end {
                     BodyEnd::Exit => task.header.state.transition_to_complete(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Worker;
 use crate::fiber::state::Claim;
-use crate::fiber::task::{Outcome, TaskRef, take_parked_count};
+use crate::fiber::task::{FiberContext, Outcome, TaskRef, take_parked_count};
 
 impl Worker {
     /// Shutdown, on this worker's thread: unwind every started fiber that
@@ -60,7 +60,7 @@ impl Worker {
                     continue;
                 }
                 // SAFETY: we hold the claim.
-                if unsafe { task.header.fiber_mut() }.is_some() {
+                if unsafe { task.header.fiber_mut() }.exists() {
                     self.unwind(task);
                 } else {
                     self.cancel_unstarted_claimed(task);
@@ -73,7 +73,7 @@ impl Worker {
     /// destructors run, and its body reports `Cancelled`.
     fn unwind(&self, task: TaskRef) {
         // SAFETY: we hold the claim.
-        let fiber = unsafe { task.header.fiber_mut() }.take();
+        let fiber = std::mem::replace(unsafe { task.header.fiber_mut() }, FiberContext::none());
         self.current.set(Some(Arc::as_ptr(&task)));
         drop(fiber);
         self.current.set(None);
