@@ -42,9 +42,6 @@ pub(crate) enum Life<A> {
 /// Claimant-only state.
 pub(crate) struct Slot<A> {
     pub(crate) life: Life<A>,
-    /// Exit signals from linked actors arrive as calls to
-    /// `Actor::linked_exit` instead of stopping this one.
-    pub(crate) trap_exit: bool,
 }
 
 /// The body of an actor's task.
@@ -66,7 +63,6 @@ impl<A: Actor> ActorCell<A> {
             mailbox: Mailbox::new(capacity),
             slot: UnsafeCell::new(Slot {
                 life: Life::New(actor),
-                trap_exit: false,
             }),
             runtime,
         }
@@ -93,7 +89,7 @@ impl<A: Actor> Body for ActorCell<A> {
         // SAFETY: we run on the task's fiber, its claimant.
         let slot = unsafe { self.slot() };
         let me = cell_task(self);
-        let mut ctx = Context::new(&me, slot.trap_exit);
+        let mut ctx = Context::new(&me, self.mailbox.trap_exit());
         // The state moves to `Running` before `started` runs, so that a
         // panic there leaves it in the slot for the `stopped` hook (an
         // unwinding `started` would otherwise drop it with its frame).
@@ -108,7 +104,7 @@ impl<A: Actor> Body for ActorCell<A> {
             actor.started(&mut ctx);
         }
         if let Some(reason) = ctx.take_stop() {
-            slot.trap_exit = ctx.trap_exit();
+            self.mailbox.set_trap_exit(ctx.trap_exit());
             stop(self, &me, slot, reason, VecDeque::new());
             return BodyEnd::Exit;
         }
@@ -124,7 +120,7 @@ impl<A: Actor> Body for ActorCell<A> {
                 // the kill came, and a killed actor handles nothing more.
                 if let Some(reason) = self.mailbox.killed() {
                     batch.push_front(envelope);
-                    slot.trap_exit = ctx.trap_exit();
+                    self.mailbox.set_trap_exit(ctx.trap_exit());
                     stop(self, &me, slot, reason, batch);
                     return BodyEnd::Exit;
                 }
@@ -158,12 +154,12 @@ impl<A: Actor> Body for ActorCell<A> {
                 };
                 if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
                     // What is left of the batch goes with the mailbox.
-                    slot.trap_exit = ctx.trap_exit();
+                    self.mailbox.set_trap_exit(ctx.trap_exit());
                     stop(self, &me, slot, reason, batch);
                     return BodyEnd::Exit;
                 }
             }
-            slot.trap_exit = ctx.trap_exit();
+            self.mailbox.set_trap_exit(ctx.trap_exit());
             // Look at the mailbox itself, not only at the batch: a full
             // batch may have left more behind, and a message that arrived
             // while a hook or handler was blocked (a socket read, a sleep,
@@ -264,7 +260,7 @@ fn stop<A: Actor>(
         Life::Stopped => None,
     };
     if let Some(mut actor) = actor {
-        let mut ctx = Context::new(me, slot.trap_exit);
+        let mut ctx = Context::new(me, cell.mailbox.trap_exit());
         // A hook that panics does not stop the sequence (the reason stays
         // the one that stopped the actor).
         let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason, &mut ctx)));

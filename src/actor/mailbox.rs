@@ -16,7 +16,7 @@ use super::link::Relations;
 use super::{ActorId, StopReason};
 use crate::fiber::Fiber;
 use crate::loom::sync::{Mutex, MutexGuard};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// What arrives in a mailbox.
 pub(crate) enum Envelope<M> {
@@ -56,22 +56,30 @@ pub(crate) struct Inner<M> {
     pub(crate) queue: VecDeque<Envelope<M>>,
     /// Closed when the actor stops: sends fail from then on.
     pub(crate) closed: bool,
-    /// For a bounded mailbox, its capacity (0: unbounded).
-    capacity: u32,
-    /// Messages (not signals) in the queue of a bounded mailbox.
-    messages: u32,
-    /// Senders parked until a bounded mailbox has room.
-    #[allow(
-        clippy::box_collection,
-        reason = "8 bytes in every idle actor instead of a 24-byte VecDeque"
-    )]
-    waiting_senders: Option<Box<VecDeque<Fiber>>>,
+    /// A bounded mailbox's count and waiting senders; `None`: unbounded.
+    /// Boxed so that an unbounded one (the default) pays 8 bytes for it.
+    bounded: Option<Box<Bounded>>,
     /// Links, monitors, registered names, stop waiters; made on first use.
     pub(crate) relations: Option<Box<Relations>>,
     /// How the actor stopped, for an actor that stopped without a
     /// relations box and for a reason without a payload (see
     /// [`record_stop`](Self::record_stop)); 0 until then. Fits in padding.
     ended: u8,
+}
+
+/// What only a bounded mailbox needs.
+struct Bounded {
+    capacity: u32,
+    /// Messages (not signals) in the queue.
+    messages: u32,
+    /// Senders parked until the mailbox has room.
+    waiting_senders: VecDeque<Fiber>,
+}
+
+impl Bounded {
+    fn is_full(&self) -> bool {
+        self.messages >= self.capacity
+    }
 }
 
 /// `Inner::ended`: the stop is over (set with the reason's code).
@@ -107,6 +115,12 @@ pub(crate) struct Mailbox<M> {
     /// the actor can look at it before each envelope of a batch without
     /// taking the lock.
     killed: AtomicU8,
+    /// Exit signals from linked actors arrive as calls to
+    /// `Actor::linked_exit` instead of stopping the actor. Claimant-only
+    /// state (the running actor's `Context` carries it), kept here because
+    /// it fits beside `killed` for free; atomic only so that the mailbox
+    /// stays `Sync`, hence `Relaxed`.
+    trap_exit: AtomicBool,
 }
 
 /// Why a message was not delivered.
@@ -123,16 +137,30 @@ impl<M> Mailbox<M> {
     pub(crate) fn new(capacity: u32) -> Mailbox<M> {
         Mailbox {
             killed: AtomicU8::new(NOT_KILLED),
+            trap_exit: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 closed: false,
-                capacity,
-                messages: 0,
-                waiting_senders: None,
+                bounded: (capacity != 0).then(|| {
+                    Box::new(Bounded {
+                        capacity,
+                        messages: 0,
+                        waiting_senders: VecDeque::new(),
+                    })
+                }),
                 relations: None,
                 ended: 0,
             }),
         }
+    }
+
+    /// Whether the actor traps exits; see the field.
+    pub(crate) fn trap_exit(&self) -> bool {
+        self.trap_exit.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_trap_exit(&self, trap: bool) {
+        self.trap_exit.store(trap, Ordering::Relaxed);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<M>> {
@@ -152,13 +180,13 @@ impl<M> Mailbox<M> {
         if inner.closed || self.killed().is_some() {
             return Err(Refused::Closed(msg));
         }
-        if inner.capacity != 0 && inner.messages >= inner.capacity {
-            return Err(Refused::Full(msg));
+        if let Some(bounded) = &mut inner.bounded {
+            if bounded.is_full() {
+                return Err(Refused::Full(msg));
+            }
+            bounded.messages += 1;
         }
         inner.push(Envelope::Message(msg));
-        if inner.capacity != 0 {
-            inner.messages += 1;
-        }
         Ok(())
     }
 
@@ -178,18 +206,16 @@ impl<M> Mailbox<M> {
     /// killed: see [`push`](Self::push)).
     pub(crate) fn wait_for_room(&self, sender: Fiber) -> bool {
         let mut inner = self.lock();
-        if inner.closed
-            || self.killed().is_some()
-            || inner.capacity == 0
-            || inner.messages < inner.capacity
-        {
+        if inner.closed || self.killed().is_some() {
             return false;
         }
-        inner
-            .waiting_senders
-            .get_or_insert_with(Default::default)
-            .push_back(sender);
-        true
+        match &mut inner.bounded {
+            Some(bounded) if bounded.is_full() => {
+                bounded.waiting_senders.push_back(sender);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether anything waits for the actor: an envelope, or a kill.
@@ -243,24 +269,20 @@ impl<M> Mailbox<M> {
         } else {
             batch.extend(inner.queue.drain(..n));
         }
-        if inner.capacity != 0 {
+        let killed = self.killed();
+        let mut woken = VecDeque::new();
+        if let Some(bounded) = &mut inner.bounded {
             let taken = batch
                 .iter()
                 .filter(|e| matches!(e, Envelope::Message(_)))
                 .count();
-            inner.messages -= taken as u32;
+            bounded.messages -= taken as u32;
+            if n > 0 {
+                woken = std::mem::take(&mut bounded.waiting_senders);
+            }
         }
-        let killed = self.killed();
-        let woken = if n > 0 {
-            inner
-                .waiting_senders
-                .as_mut()
-                .map(|w| std::mem::take(&mut **w))
-        } else {
-            None
-        };
         drop(inner);
-        for sender in woken.into_iter().flatten() {
+        for sender in woken {
             sender.unpark();
         }
         killed
@@ -342,9 +364,9 @@ impl<M> Inner<M> {
 
     /// Takes the senders waiting for room (the actor stopped).
     pub(crate) fn drain_waiting_senders(&mut self) -> Vec<crate::fiber::Fiber> {
-        self.waiting_senders
-            .take()
-            .map(|w| w.into_iter().collect())
+        self.bounded
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.waiting_senders).into())
             .unwrap_or_default()
     }
 }
