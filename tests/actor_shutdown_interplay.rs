@@ -134,6 +134,53 @@ fn a_supervisor_stopping_its_blocked_child_at_the_drop() {
     });
 }
 
+/// A fiber unwound by the shutdown whose destructor joins an idle actor
+/// of the same runtime (which the shutdown does not visit, so it never
+/// stops): the join cannot wait (the fiber's parks return at once) and
+/// gives up with `StopReason::Shutdown`, instead of spinning (and adding
+/// itself as a joiner on each turn) until the drop hangs.
+#[test]
+fn a_cancelled_fiber_joining_an_idle_actor_does_not_hang_the_drop() {
+    support::bounded(|| {
+        struct Idle;
+        impl Actor for Idle {
+            type Msg = ();
+            fn handle(&mut self, (): (), _: &mut Context<Self>) {}
+        }
+        struct JoinOnDrop(Addr<Idle>, mpsc::Sender<StopReason>);
+        impl Drop for JoinOnDrop {
+            fn drop(&mut self) {
+                let _ = self.1.send(self.0.join());
+            }
+        }
+        let rt = runtime(2);
+        let (joined_tx, joined_rx) = mpsc::channel();
+        let (parked_tx, parked_rx) = mpsc::channel();
+        let idle = rt.block_on(move || {
+            let idle = actor::spawn(Idle);
+            let guard = JoinOnDrop(idle.clone(), joined_tx);
+            let (tx, rx) = weft::chan::bounded::<()>(1);
+            weft::spawn(move || {
+                let _guard = guard;
+                let _sender_kept = tx;
+                let _ = parked_tx.send(());
+                // Parks until the shutdown unwinds it: nothing is sent,
+                // and the channel stays open.
+                let _ = rx.recv();
+            });
+            idle
+        });
+        parked_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rt);
+        assert_eq!(joined_rx.recv().unwrap(), StopReason::Shutdown);
+        assert!(
+            idle.is_alive(),
+            "an idle actor is not visited by the shutdown"
+        );
+    });
+}
+
 /// An `Addr` that outlives its runtime (kept by the program, or by the
 /// process-wide name registry, which keeps the `Addr` of every registered
 /// actor that never stops) must not keep the runtime's stacks: after the

@@ -244,6 +244,14 @@ impl<A: Actor> Addr<A> {
     /// Waits until the actor has stopped and returns why. Parks a fiber;
     /// blocks a plain thread.
     ///
+    /// A fiber being cancelled (its runtime is shutting down and unwinding
+    /// it: a destructor joins, say) cannot wait, since its parks return at
+    /// once; if the actor has not stopped, the join gives up at once and
+    /// returns [`StopReason::Shutdown`]. For an actor of the same runtime
+    /// that is how it ends: the runtime runs it no more (see the
+    /// [module doc](super#runtime-shutdown)); an actor of another runtime
+    /// may still be running.
+    ///
     /// # Panics
     ///
     /// If called by the actor itself (its stop cannot come while it

@@ -329,6 +329,15 @@ impl<A: Actor> Control for ActorCell<A> {
         None
     }
 
+    fn stop_finished(&self) -> Option<StopReason> {
+        let inner = self.mailbox.lock();
+        if inner.stop_finished() {
+            inner.stop_reason()
+        } else {
+            None
+        }
+    }
+
     fn add_monitor(&self, watcher: ActorRef) -> Result<(), StopReason> {
         let mut inner = self.mailbox.lock();
         if let Some(reason) = inner.stop_reason() {

@@ -90,6 +90,9 @@ pub(crate) trait Control: Body {
     /// Adds `fiber` to those woken when the actor stops, unless it has
     /// stopped (then returns its stop reason).
     fn add_joiner(&self, fiber: Fiber) -> Option<StopReason>;
+    /// Why the actor stopped, once its stop is over (what `add_joiner`
+    /// would return).
+    fn stop_finished(&self) -> Option<StopReason>;
 }
 
 /// A type-erased reference to an actor.
@@ -121,33 +124,45 @@ impl ActorRef {
         }
     }
 
-    /// `Addr::join`.
+    /// `Addr::join`. A fiber being cancelled cannot wait (see
+    /// [`wait_stop`](Self::wait_stop)); it gets [`StopReason::Shutdown`],
+    /// as the `Addr::join` doc says.
     pub(crate) fn join(&self) -> StopReason {
-        loop {
-            if let Some(reason) = self.0.body.add_joiner(crate::fiber::current()) {
-                return reason;
-            }
-            crate::fiber::park();
-        }
+        self.wait_stop(None).unwrap_or(StopReason::Shutdown)
     }
 
     /// [`join`](Self::join), for at most `timeout`; `None` if the actor
-    /// still runs then, or at once if the caller is a fiber being cancelled
-    /// (its runtime shuts down: its parks return at once, and waiting on
-    /// would spin).
+    /// is still stopping then, or as `wait_stop` says.
     pub(crate) fn join_timeout(&self, timeout: Duration) -> Option<StopReason> {
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
-            return Some(self.join());
-        };
+        self.wait_stop(Instant::now().checked_add(timeout))
+    }
+
+    /// Waits until the actor's stop is over (its names released, links and
+    /// monitors told) and returns why; `None` once `deadline` has passed,
+    /// or at once if the caller is a fiber being cancelled (its runtime
+    /// shuts down: its parks return at once, so waiting would spin). The
+    /// caller is registered as a joiner once, however often it wakes.
+    fn wait_stop(&self, deadline: Option<Instant>) -> Option<StopReason> {
+        if let Some(reason) = self.0.body.add_joiner(crate::fiber::current()) {
+            return Some(reason);
+        }
         loop {
-            if let Some(reason) = self.0.body.add_joiner(crate::fiber::current()) {
-                return Some(reason);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || crate::fiber::current::is_cancelled() {
+            if crate::fiber::current::is_cancelled() {
                 return None;
             }
-            crate::fiber::park_timeout(left);
+            match deadline {
+                None => crate::fiber::park(),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    crate::fiber::park_timeout(left);
+                }
+            }
+            if let Some(reason) = self.0.body.stop_finished() {
+                return Some(reason);
+            }
         }
     }
 }
