@@ -284,3 +284,40 @@ fn blocking_threads_are_reaped() {
         assert_eq!(after, baseline);
     });
 }
+
+/// A fiber being cancelled (unwound by the runtime's drop) whose
+/// destructor calls `blocking` cannot wait for the pool (its parks return
+/// at once): the job runs inline, on the worker's thread, instead of the
+/// fiber spinning until a pool thread has run it.
+#[test]
+fn a_cancelled_fiber_runs_a_blocking_job_inline() {
+    support::bounded(|| {
+        struct BlockOnDrop(std::sync::mpsc::Sender<ThreadId>);
+        impl Drop for BlockOnDrop {
+            fn drop(&mut self) {
+                let ran_on = weft::blocking(|| std::thread::current().id());
+                let _ = self.0.send(ran_on);
+                let _ = self.0.send(std::thread::current().id());
+            }
+        }
+        let rt = runtime(1, 4);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+        rt.block_on(move || {
+            spawn(move || {
+                let _guard = BlockOnDrop(tx);
+                let _ = parked_tx.send(());
+                weft::fiber::park();
+            });
+        });
+        parked_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rt);
+        let ran_on = rx.recv().unwrap();
+        let fiber_thread = rx.recv().unwrap();
+        assert_eq!(
+            ran_on, fiber_thread,
+            "the job ran on the cancelled fiber's own thread"
+        );
+    });
+}

@@ -230,7 +230,10 @@ impl fmt::Debug for BlockingPool {
 /// libraries. Inside `f`, [`spawn`](crate::spawn) spawns onto the same
 /// runtime.
 ///
-/// Off a fiber, `f` simply runs on the calling thread.
+/// Off a fiber, `f` simply runs on the calling thread; so it does in a
+/// fiber being cancelled (its runtime is shutting down and unwinding it: a
+/// destructor calls `blocking`, say), whose parks return at once: waiting
+/// for the pool would spin.
 ///
 /// ```
 /// let len = weft::run(|| weft::blocking(|| std::fs::read_to_string("Cargo.toml").map(|s| s.len())));
@@ -246,6 +249,9 @@ where
     else {
         return f();
     };
+    if crate::fiber::current::is_cancelled() {
+        return f();
+    }
     let slot = Arc::new(Slot {
         result: Mutex::new(None),
         done: AtomicBool::new(false),
@@ -267,7 +273,14 @@ where
         job();
     }
     while !slot.done.load(Ordering::Acquire) {
-        crate::fiber::park();
+        if crate::fiber::current::is_cancelled() {
+            // Cancelled while the job runs (the shutdown began after we
+            // parked): parks return at once now, so poll gently instead
+            // of spinning until the job is done.
+            thread::sleep(CANCELLED_POLL);
+        } else {
+            crate::fiber::park();
+        }
     }
     let result = slot.result.lock().unwrap_or_else(|e| e.into_inner()).take();
     match result.expect("a finished blocking job left its result") {
@@ -275,6 +288,9 @@ where
         Err(payload) => resume_unwind(payload),
     }
 }
+
+/// How often a cancelled fiber looks whether its blocking job is done.
+const CANCELLED_POLL: Duration = Duration::from_millis(1);
 
 /// Where a blocking job leaves its result for the fiber that waits.
 struct Slot<T> {
