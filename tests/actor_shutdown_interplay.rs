@@ -181,6 +181,64 @@ fn a_cancelled_fiber_joining_an_idle_actor_does_not_hang_the_drop() {
     });
 }
 
+/// A fiber unwound by the shutdown whose destructor sends to a full
+/// bounded mailbox (of an actor stuck in a handler on another runtime, so
+/// no room comes): the send cannot wait and returns the message, instead
+/// of spinning (and queueing itself as a waiting sender on each turn).
+#[test]
+fn a_cancelled_fiber_sending_to_a_full_mailbox_gets_its_message_back() {
+    support::bounded(|| {
+        struct Stuck;
+        impl Actor for Stuck {
+            type Msg = Option<weft::chan::Receiver<()>>;
+            fn handle(&mut self, rx: Self::Msg, _: &mut Context<Self>) {
+                if let Some(rx) = rx {
+                    let _ = rx.recv();
+                }
+            }
+        }
+        struct SendOnDrop(Addr<Stuck>, mpsc::Sender<bool>);
+        impl Drop for SendOnDrop {
+            fn drop(&mut self) {
+                let _ = self.1.send(self.0.send(None).is_err());
+            }
+        }
+        let other = runtime(1);
+        let (release, stuck_rx) = weft::chan::bounded::<()>(1);
+        let stuck = actor::Builder::new()
+            .mailbox_capacity(1)
+            .spawn_on(other.handle(), Stuck);
+        stuck.send(Some(stuck_rx)).unwrap();
+        support::wait_until(
+            Duration::from_secs(10),
+            "the handler took the message",
+            || stuck.try_send(None).is_ok(),
+        );
+        // Now the handler is stuck and the mailbox holds one message: full.
+        let rt = runtime(2);
+        let (refused_tx, refused_rx) = mpsc::channel();
+        let (parked_tx, parked_rx) = mpsc::channel();
+        let guard = SendOnDrop(stuck.clone(), refused_tx);
+        rt.block_on(move || {
+            let (tx, rx) = weft::chan::bounded::<()>(1);
+            weft::spawn(move || {
+                let _guard = guard;
+                let _sender_kept = tx;
+                let _ = parked_tx.send(());
+                let _ = rx.recv();
+            });
+        });
+        parked_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rt);
+        assert!(refused_rx.recv().unwrap(), "the send gave the message back");
+        release.send(()).unwrap();
+        stuck.stop();
+        stuck.join();
+        drop(other);
+    });
+}
+
 /// An `Addr` that outlives its runtime (kept by the program, or by the
 /// process-wide name registry, which keeps the `Addr` of every registered
 /// actor that never stops) must not keep the runtime's stacks: after the

@@ -76,7 +76,10 @@ impl<A: Actor> Addr<A> {
     ///
     /// # Errors
     ///
-    /// The message back if the actor has stopped.
+    /// The message back if the actor has stopped; also if the mailbox is
+    /// full and the caller is a fiber being cancelled (its runtime is
+    /// shutting down and unwinding it), which cannot wait: its parks
+    /// return at once (a channel's `send` reports disconnection then).
     ///
     /// # Panics
     ///
@@ -99,6 +102,9 @@ impl<A: Actor> Addr<A> {
                             "{self} sent to its own full mailbox: only it could make room, so \
                              it would wait forever (use try_send, or a larger capacity)"
                         );
+                    }
+                    if crate::fiber::current::is_cancelled() {
+                        return Err(SendError(msg));
                     }
                     if self
                         .cell
