@@ -214,6 +214,38 @@ fn a_refused_connect_fails() {
     });
 }
 
+/// Host names resolve (on the blocking pool, see `weft::net::ToSocketAddrs`)
+/// in every form std takes: `"host:port"`, `(host, port)`, a `String`.
+#[test]
+fn connect_and_bind_take_host_names() {
+    let _serial = serial();
+    let _dog = watchdog("host_names", Duration::from_secs(10));
+    let rt = runtime(1);
+    rt.block_on(|| {
+        let listener = TcpListener::bind(("localhost", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let server = weft::spawn(move || {
+            for _ in 0..3 {
+                let (mut conn, _) = listener.accept().unwrap();
+                conn.write_all(b"hi").unwrap();
+            }
+        });
+        let names: [&dyn weft::net::ToSocketAddrs; 3] = [
+            &format!("localhost:{port}"),
+            &("localhost", port),
+            &(String::from("localhost"), port),
+        ];
+        for name in names {
+            let mut conn = TcpStream::connect(name).unwrap();
+            let mut reply = [0u8; 2];
+            conn.read_exact(&mut reply).unwrap();
+            assert_eq!(&reply, b"hi");
+        }
+        server.join().unwrap();
+    });
+}
+
 #[test]
 fn a_registered_socket_works_from_a_plain_thread() {
     let _serial = serial();

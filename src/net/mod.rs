@@ -50,9 +50,10 @@
 //!   once still does; one that would have to wait fails with an error
 //!   (`ErrorKind::Other`) saying the runtime has shut down.
 //!
-//! Name resolution (`ToSocketAddrs` on a host name) is std's and blocks the
-//! worker while it runs; pass a `SocketAddr`, or resolve in
-//! [`weft::blocking`](crate::blocking).
+//! Name resolution does not block the worker: the sockets take weft's
+//! [`ToSocketAddrs`], implemented for the same types as std's, which
+//! resolves a host name (`"localhost:80"`, `("example.com", 443)`) on the
+//! runtime's blocking pool and uses an address at once (see its doc).
 //!
 //! # Timeouts
 //!
@@ -83,6 +84,7 @@
 //! edge-triggered poller. `ECONNABORTED` and `EINTR` are retried at once.
 //! A listener in non-blocking mode returns these errors instead.
 
+mod addr;
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod fault;
@@ -95,6 +97,7 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use self::addr::{Addrs, ToSocketAddrs};
 pub(crate) use self::reactor::Reactor;
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;

@@ -1,8 +1,10 @@
 //! [`UdpSocket`]: std's, parking the fiber.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
+use super::ToSocketAddrs;
+use super::addr::each_addr;
 use super::macros::{socket_methods, socket_traits};
 use super::registration::Direction;
 use super::source::Source;
@@ -40,7 +42,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
-        Ok(UdpSocket::from(std::net::UdpSocket::bind(addr)?))
+        Ok(UdpSocket::from(each_addr(addr, std::net::UdpSocket::bind)?))
     }
 
     /// Sends a datagram to `addr` (the first address it resolves to).
@@ -119,7 +121,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        self.source.get().connect(addr)
+        each_addr(addr, |addr| self.source.get().connect(addr))
     }
 
     /// Sends to the connected peer.

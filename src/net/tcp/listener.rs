@@ -1,10 +1,12 @@
 //! [`TcpListener`]: std's, its accepts parking the fiber.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use super::TcpStream;
+use crate::net::ToSocketAddrs;
+use crate::net::addr::each_addr;
 use crate::net::macros::{socket_methods, socket_traits};
 use crate::net::source::Source;
 use crate::net::{accept_with_backoff, sys};
@@ -68,7 +70,7 @@ impl TcpListener {
     /// });
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        let listener = std::net::TcpListener::bind(addr)?;
+        let listener = each_addr(addr, std::net::TcpListener::bind)?;
         sys::raise_backlog(listener.as_raw_fd())?;
         Ok(TcpListener::from(listener))
     }

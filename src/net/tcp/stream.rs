@@ -1,10 +1,12 @@
 //! [`TcpStream`]: std's, its connects, reads and writes parking the fiber.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use crate::net::ToSocketAddrs;
+use crate::net::addr::each_addr;
 use crate::net::macros::{socket_methods, socket_traits, stream_io};
 use crate::net::reactor::Reactor;
 use crate::net::registration::Direction;
@@ -62,19 +64,7 @@ impl TcpStream {
     /// });
     /// ```
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
-        let mut last = None;
-        for addr in addr.to_socket_addrs()? {
-            match TcpStream::connect_one(&addr, None) {
-                Ok(stream) => return Ok(stream),
-                Err(err) => last = Some(err),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any addresses",
-            )
-        }))
+        each_addr(addr, |addr| TcpStream::connect_one(&addr, None))
     }
 
     /// Opens a connection to `addr`, failing with `TimedOut` if it is not
