@@ -1,24 +1,23 @@
 //! [`ToSocketAddrs`]: the addresses weft's sockets take, resolved without
-//! blocking the worker.
-//!
-//! std's `ToSocketAddrs` resolves a host name with `getaddrinfo`, which
-//! blocks its thread for as long as the resolver takes (a DNS round trip,
-//! or its timeouts): on a worker, every fiber queued there would wait. So
-//! weft's sockets take this trait instead. It is implemented for every
-//! type std's is, and behaves the same, except where it resolves a host
-//! name: an address, or a string that parses as one, is used at once; any
-//! other string (`"localhost:80"`, `("example.com", 443)`) is resolved on
-//! the runtime's blocking pool ([`weft::blocking`](crate::blocking)),
-//! parking the calling fiber, as tokio's `lookup_host` does. Off a runtime
-//! it resolves on the calling thread, as std does.
+//! blocking the worker (see the trait's doc).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::{option, vec};
 
-/// Something that names one or more socket addresses; see the
-/// [module doc](self). Implemented for the same types as
-/// `std::net::ToSocketAddrs`.
+/// Something that names one or more socket addresses, resolved without
+/// blocking the worker.
+///
+/// std's `ToSocketAddrs` resolves a host name with `getaddrinfo`, which
+/// blocks its thread for as long as the resolver takes (a DNS round trip,
+/// or its timeouts): on a worker, every fiber queued there would wait. So
+/// weft's sockets take this trait instead. It is implemented for the same
+/// types as std's, and behaves the same, except where it resolves a host
+/// name: an address, or a string that parses as one, is used at once; any
+/// other string (`"localhost:80"`, `("example.com", 443)`) is resolved on
+/// the runtime's blocking pool ([`weft::blocking`](crate::blocking)),
+/// parking the calling fiber, as tokio's `lookup_host` does. Off a runtime
+/// it resolves on the calling thread, as std does.
 ///
 /// ```
 /// use weft::net::ToSocketAddrs;
