@@ -1,6 +1,6 @@
 //! UDP and Unix-domain sockets through the reactor: datagrams between
 //! fibers, parked receivers, timeouts, connected UDP; a Unix echo server,
-//! pairs, half-close and conversions.
+//! pairs, half-close and conversions; Unix datagrams.
 
 mod net_util;
 
@@ -9,7 +9,7 @@ use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use net_util::{Baseline, runtime, serial, watchdog};
-use weft::net::{UdpSocket, UnixListener, UnixStream};
+use weft::net::{UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 #[test]
 fn udp_datagrams_between_fibers() {
@@ -190,4 +190,132 @@ fn unix_pairs_half_close_and_timeouts() {
     });
     drop(rt);
     base.check("unix pairs", Duration::from_secs(2));
+}
+
+/// Unix datagrams: receivers parked on one bound socket before anything
+/// is sent (on one worker, so a receive that blocked the worker would
+/// hang the test), senders from other fibers through `send_to`, every
+/// datagram received once; then a connected pair, a timeout, and the fd
+/// count back to the baseline.
+#[test]
+fn unix_datagrams_between_fibers() {
+    let _serial = serial();
+    let _dog = watchdog("unix_datagram", Duration::from_secs(20));
+    let base = Baseline::take();
+    const RECEIVERS: usize = 4;
+    const PER_SENDER: usize = 250;
+    let path = socket_path("dgram");
+    let rt = runtime(1);
+    let (count, sum) = rt.block_on({
+        let path = path.clone();
+        move || {
+            let server = std::sync::Arc::new(UnixDatagram::bind(&path).unwrap());
+            let receivers: Vec<_> = (0..RECEIVERS)
+                .map(|_| {
+                    let server = server.clone();
+                    weft::spawn(move || {
+                        let (mut count, mut sum) = (0usize, 0u64);
+                        let mut buf = [0u8; 8];
+                        loop {
+                            let n = server.recv(&mut buf).unwrap();
+                            if n == 0 {
+                                return (count, sum); // the end marker
+                            }
+                            count += 1;
+                            sum += u64::from_le_bytes(buf);
+                        }
+                    })
+                })
+                .collect();
+            weft::yield_now(); // let every receiver park first
+            let senders: Vec<_> = (0..4u64)
+                .map(|s| {
+                    let path = path.clone();
+                    weft::spawn(move || {
+                        let socket = UnixDatagram::unbound().unwrap();
+                        for i in 0..PER_SENDER as u64 {
+                            let value = s * 1_000 + i;
+                            socket.send_to(&value.to_le_bytes(), &path).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for s in senders {
+                s.join().unwrap();
+            }
+            let end = UnixDatagram::unbound().unwrap();
+            for _ in 0..RECEIVERS {
+                end.send_to(&[], &path).unwrap();
+            }
+            receivers
+                .into_iter()
+                .map(|r| r.join().unwrap())
+                .fold((0, 0), |(c, s), (rc, rs)| (c + rc, s + rs))
+        }
+    });
+    let expected: u64 = (0..4u64)
+        .flat_map(|s| (0..PER_SENDER as u64).map(move |i| s * 1_000 + i))
+        .sum();
+    assert_eq!((count, sum), (4 * PER_SENDER, expected));
+    std::fs::remove_file(&path).unwrap();
+    rt.block_on(|| {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        let reader = weft::spawn(move || {
+            let mut buf = [0u8; 4];
+            let n = b.recv(&mut buf).unwrap();
+            b.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let start = Instant::now();
+            let err = b.recv(&mut buf).unwrap_err();
+            (n, err.kind(), start.elapsed())
+        });
+        weft::sleep(Duration::from_millis(5));
+        a.send(b"late").unwrap();
+        let (n, kind, waited) = reader.join().unwrap();
+        assert_eq!((n, kind), (4, ErrorKind::TimedOut));
+        assert!(
+            waited >= Duration::from_millis(20),
+            "timed out after {waited:?}"
+        );
+    });
+    drop(rt);
+    base.check("unix datagrams", Duration::from_secs(2));
+}
+
+/// A `send_to` that finds the receiver's queue full (40 datagrams, more
+/// than the kernel's `net.unix.max_dgram_qlen`, 10 by default, before the
+/// receiver reads any) parks and is woken when the queue drains: the
+/// kernel signals the sender's socket writable then, even unconnected.
+#[test]
+fn unix_datagram_sender_parks_on_a_full_queue() {
+    let _serial = serial();
+    let _dog = watchdog("unix_datagram_full", Duration::from_secs(10));
+    let path = socket_path("full");
+    let rt = runtime(1);
+    let received = rt.block_on({
+        let path = path.clone();
+        move || {
+            let server = UnixDatagram::bind(&path).unwrap();
+            let reader = weft::spawn(move || {
+                weft::sleep(Duration::from_millis(50));
+                let mut buf = [0u8; 8];
+                (0..40u64)
+                    .map(|_| {
+                        assert_eq!(server.recv(&mut buf).unwrap(), 8);
+                        u64::from_le_bytes(buf)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let socket = UnixDatagram::unbound().unwrap();
+            for i in 0..40u64 {
+                socket.send_to(&i.to_le_bytes(), &path).unwrap();
+            }
+            reader.join().unwrap()
+        }
+    });
+    assert_eq!(
+        received,
+        (0..40).collect::<Vec<_>>(),
+        "every datagram, in order"
+    );
+    std::fs::remove_file(&path).unwrap();
 }

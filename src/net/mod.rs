@@ -1,5 +1,6 @@
 //! Sockets that block the fiber, not the worker: [`TcpListener`],
-//! [`TcpStream`], [`UdpSocket`], [`UnixListener`], [`UnixStream`].
+//! [`TcpStream`], [`UdpSocket`], [`UnixListener`], [`UnixStream`],
+//! [`UnixDatagram`].
 //!
 //! They mirror `std::net` and `std::os::unix::net`, and implement
 //! `std::io::Read`/`Write`, also for `&T`, so one fiber can read a socket
@@ -96,12 +97,14 @@ mod sys;
 mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 pub use self::addr::{Addrs, ToSocketAddrs};
 pub(crate) use self::reactor::Reactor;
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
 pub use self::unix::{UnixIncoming, UnixListener, UnixStream};
+pub use self::unix_datagram::UnixDatagram;
 
 use std::io;
 use std::sync::Mutex;
