@@ -134,6 +134,26 @@ fn a_supervisor_stopping_its_blocked_child_at_the_drop() {
     });
 }
 
+/// Parks a fiber of `rt` that holds `guard` (whose drop is under test)
+/// until the runtime's drop unwinds it, then drops the runtime.
+fn drop_with_a_parked_fiber_holding<G: Send + 'static>(rt: weft::Runtime, guard: G) {
+    let (parked_tx, parked_rx) = mpsc::channel();
+    rt.block_on(move || {
+        let (tx, rx) = weft::chan::bounded::<()>(1);
+        weft::spawn(move || {
+            let _guard = guard;
+            let _sender_kept = tx;
+            let _ = parked_tx.send(());
+            // Parks until the shutdown unwinds it: nothing is sent, and
+            // the channel stays open.
+            let _ = rx.recv();
+        });
+    });
+    parked_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+}
+
 /// A fiber unwound by the shutdown whose destructor joins an idle actor
 /// of the same runtime (which the shutdown does not visit, so it never
 /// stops): the join cannot wait (the fiber's parks return at once) and
@@ -155,24 +175,8 @@ fn a_cancelled_fiber_joining_an_idle_actor_does_not_hang_the_drop() {
         }
         let rt = runtime(2);
         let (joined_tx, joined_rx) = mpsc::channel();
-        let (parked_tx, parked_rx) = mpsc::channel();
-        let idle = rt.block_on(move || {
-            let idle = actor::spawn(Idle);
-            let guard = JoinOnDrop(idle.clone(), joined_tx);
-            let (tx, rx) = weft::chan::bounded::<()>(1);
-            weft::spawn(move || {
-                let _guard = guard;
-                let _sender_kept = tx;
-                let _ = parked_tx.send(());
-                // Parks until the shutdown unwinds it: nothing is sent,
-                // and the channel stays open.
-                let _ = rx.recv();
-            });
-            idle
-        });
-        parked_rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        drop(rt);
+        let idle = rt.block_on(|| actor::spawn(Idle));
+        drop_with_a_parked_fiber_holding(rt, JoinOnDrop(idle.clone(), joined_tx));
         assert_eq!(joined_rx.recv().unwrap(), StopReason::Shutdown);
         assert!(
             idle.is_alive(),
@@ -215,22 +219,8 @@ fn a_cancelled_fiber_sending_to_a_full_mailbox_gets_its_message_back() {
             || stuck.try_send(None).is_ok(),
         );
         // Now the handler is stuck and the mailbox holds one message: full.
-        let rt = runtime(2);
         let (refused_tx, refused_rx) = mpsc::channel();
-        let (parked_tx, parked_rx) = mpsc::channel();
-        let guard = SendOnDrop(stuck.clone(), refused_tx);
-        rt.block_on(move || {
-            let (tx, rx) = weft::chan::bounded::<()>(1);
-            weft::spawn(move || {
-                let _guard = guard;
-                let _sender_kept = tx;
-                let _ = parked_tx.send(());
-                let _ = rx.recv();
-            });
-        });
-        parked_rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        drop(rt);
+        drop_with_a_parked_fiber_holding(runtime(2), SendOnDrop(stuck.clone(), refused_tx));
         assert!(refused_rx.recv().unwrap(), "the send gave the message back");
         release.send(()).unwrap();
         stuck.stop();
