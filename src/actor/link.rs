@@ -148,7 +148,7 @@ impl ActorRef {
         }
         loop {
             if crate::fiber::current::is_cancelled() {
-                return None;
+                return self.0.body.stop_finished();
             }
             match deadline {
                 None => crate::fiber::park(),

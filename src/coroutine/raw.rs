@@ -1,6 +1,7 @@
-//! The core of a coroutine: its stack and where it resumes, 24 bytes; the
-//! operations of its closure type are on the stack (`entry::type_word`). [`Coroutine`] wraps it with
-//! an id and a name; the scheduler keeps one inline in every task.
+//! The core of a coroutine: its stack and where it resumes, 24 bytes (the
+//! operations of its closure type are on the stack: `entry::type_word`).
+//! [`Coroutine`] wraps it with an id and a name; the scheduler keeps one
+//! inline in every task.
 //!
 //! [`Coroutine`]: super::Coroutine
 
