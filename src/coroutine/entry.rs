@@ -108,7 +108,7 @@ pub(super) fn forced_unwind() -> ! {
 /// (`raw::Vtable`), which the coroutine finds from the stack base alone
 /// instead of carrying it (8 bytes less in every task's header). One word,
 /// padded to the stack alignment so that the slot below stays aligned.
-const TYPE_WORD_SIZE: usize = STACK_ALIGNMENT;
+pub(super) const TYPE_WORD_SIZE: usize = STACK_ALIGNMENT;
 
 /// Where the type word of the stack with base `base` lives: just below
 /// the switch's root and the sanitizer's record, 16-byte aligned.

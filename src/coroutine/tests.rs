@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 
 use std::mem::{align_of, size_of};
 
-use super::entry::{Finish, Slot};
+use super::entry::{Finish, Slot, TYPE_WORD_SIZE, type_word};
 use super::next_fiber_id;
 use crate::arch::{ROOT_SIZE, STACK_ALIGNMENT};
 
@@ -14,8 +14,8 @@ use crate::arch::{ROOT_SIZE, STACK_ALIGNMENT};
 #[expect(dead_code, reason = "only its size and alignment matter")]
 struct Aligned64([u8; 100]);
 
-/// The slot of closure type F and return type R fits under the root, holds
-/// both, and is aligned for both and for a call.
+/// The slot of closure type F and return type R fits under the root and
+/// the type word, holds both, and is aligned for both and for a call.
 fn check_slot<F, R>() {
     let base = NonNull::new(0x7f00_0010_0000usize as *mut u8).unwrap();
     // The slot starts below the root and the sanitizer's record (none
@@ -25,11 +25,14 @@ fn check_slot<F, R>() {
     assert_eq!(slot % STACK_ALIGNMENT, 0);
     assert_eq!(slot % align_of::<F>(), 0);
     assert_eq!(slot % align_of::<Finish<R>>(), 0);
-    assert!(slot + size_of::<F>() <= root);
-    assert!(slot + size_of::<Finish<R>>() <= root);
+    let word = type_word(base).as_ptr() as usize;
+    assert!(word + size_of::<usize>() <= root);
+    assert_eq!(word % align_of::<usize>(), 0);
+    assert!(slot + size_of::<F>() <= word);
+    assert!(slot + size_of::<Finish<R>>() <= word);
     assert!(
-        root - slot < size_of::<F>().max(size_of::<Finish<R>>()) + 64,
-        "no more than alignment padding"
+        root - slot < size_of::<F>().max(size_of::<Finish<R>>()) + TYPE_WORD_SIZE + 64,
+        "no more than the type word and alignment padding"
     );
 }
 
