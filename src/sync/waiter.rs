@@ -360,7 +360,13 @@ impl Context {
     /// The operation that selected the context, once it is done.
     #[inline]
     pub(crate) fn selected(&self) -> Option<usize> {
-        let state = self.state.load(Ordering::Acquire);
+        Self::done(self.state.load(Ordering::Acquire))
+    }
+
+    /// The operation that selected a context whose state is `state`, if
+    /// it is done (READY). Read with Acquire: pairs with `set_ready`.
+    #[inline]
+    fn done(state: usize) -> Option<usize> {
         #[cfg(loom)]
         if crate::loom::mutation::planted("waiter_trusts_selected_before_ready") {
             // The planted bug: take SELECTED for done, without READY.
@@ -434,10 +440,13 @@ impl Context {
         // once), not before, to keep it off the common path.
         let mut parked = false;
         loop {
-            if let Some(oper) = self.selected() {
+            // One read for both tests: this runs twice per blocking
+            // operation, before the park and after it.
+            let state = self.state.load(Ordering::Acquire);
+            if let Some(oper) = Self::done(state) {
                 return Outcome::Selected(oper);
             }
-            if !self.is_waiting() {
+            if state != WAITING {
                 // Selected, not READY yet: the selector is finishing (its
                 // wake may have come first), and never parks meanwhile.
                 // Aborted: only by us, and we returned then.
