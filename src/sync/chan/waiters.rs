@@ -120,6 +120,8 @@ impl<T> Waiters<T> {
 
     #[inline]
     fn pop(&mut self) -> Option<Entry<T>> {
+        // Tested before `take`, which would write the empty head back.
+        self.head.as_ref()?;
         let first = self.head.take()?;
         if let Some(rest) = &mut self.rest {
             self.head = rest.pop_front();
