@@ -399,10 +399,22 @@ impl<Yield, Return> RawCoroutine<(), Yield, Return> {
 }
 
 impl<Input, Yield, Return> Drop for RawCoroutine<Input, Yield, Return> {
+    /// Inline for the common case, a coroutine whose body has returned or
+    /// that never had one (a task drops its empty coroutine whenever it
+    /// sets or clears its fiber); a suspended one goes out of line.
+    #[inline]
     fn drop(&mut self) {
-        let Some(sp) = self.sp.take() else {
-            return;
-        };
+        if let Some(sp) = self.sp.take() {
+            self.drop_suspended(sp);
+        }
+    }
+}
+
+impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
+    /// Drops a coroutine that holds a suspended (or never resumed) body,
+    /// whose resume point was `sp`: see the type's doc.
+    #[inline(never)]
+    fn drop_suspended(&mut self, mut sp: StackPointer) {
         let stack = self.live_stack();
         let (base, bounds) = (stack.base(), Bounds::of(stack));
         // SAFETY: while `sp` was set we held the stack `init` prepared, and
@@ -417,7 +429,6 @@ impl<Input, Yield, Return> Drop for RawCoroutine<Input, Yield, Return> {
         // Ask the fiber to unwind. A body that catches the unwind and
         // suspends again is asked again (its value is dropped), until it
         // exits.
-        let mut sp = sp;
         loop {
             // SAFETY: the resume below is the next thing we do, and we
             // announce our return right after it.
