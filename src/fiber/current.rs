@@ -78,6 +78,7 @@ pub(crate) fn is_cancelled() -> bool {
 /// worker. A cancelled fiber (the runtime is shutting down, and its
 /// destructors may be running) never suspends: this returns at once, like
 /// a spurious wake-up.
+#[inline(always)]
 fn switch_out(running: Running, reason: Reason) {
     let task = running.task();
     if task.header.state.load().is_cancelled() {

@@ -43,6 +43,7 @@ mod inbox;
 pub(crate) mod monitor;
 mod park;
 mod queue;
+mod ready;
 mod registry;
 mod timer;
 pub(crate) mod worker;
@@ -295,17 +296,27 @@ fn resume(task: TaskRef) {
     // SAFETY: we moved the task out of PARKED ourselves, and nobody can
     // claim it before we queue it.
     let home = unsafe { task.header.home_ptr() };
-    let mut local = Some(task);
-    worker::with_current(|current| {
-        if let Some(worker) = current.filter(|w| w.can_resume(home)) {
-            worker.push_woken(local.take().expect("pushed once"));
+    let elsewhere = worker::with_current(move |current| match current {
+        Some(worker) if worker.can_resume(home) => {
+            worker.push_woken(task);
+            None
         }
+        _ => Some(task),
     });
-    let Some(task) = local else { return };
+    if let Some(task) = elsewhere {
+        resume_elsewhere(task);
+    }
+}
+
+/// [`resume`] from a thread that may not run the fiber: out of line, so
+/// that the common case (a wake on the fiber's own worker) stays small.
+#[inline(never)]
+fn resume_elsewhere(task: TaskRef) {
     // Another thread: hand it to the home worker. Our count keeps the
     // worker's shared part alive past the push, after which the task may
     // complete and the worker exit.
-    // SAFETY: as above; we still have not queued the task.
+    // SAFETY: `resume` moved the task out of PARKED, and nobody has
+    // queued it since.
     let home = unsafe { task.header.home() }.expect("a parked fiber has a home worker");
     if home.migrate
         && let Some(runtime) = home.runtime.upgrade()

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use super::{FAIRNESS_INTERVAL, Worker};
 use crate::fiber::state::Park;
-use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell, leave_count_to_park};
+use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell, TaskRef, leave_count_to_park};
 
 /// What [`Worker::hand_off`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,7 @@ impl Worker {
     /// Called by the running fiber `me`, about to switch out for `reason`:
     /// hands the thread to the next claimed fiber of this worker if the
     /// loop has nothing else to do first (see the module doc).
+    #[inline(always)]
     pub(crate) fn hand_off(&self, me: &TaskCell<dyn Body>, reason: Reason) -> HandOff {
         // Shutdown is not checked here: the loop checks it on each of its
         // rounds, and gets one at least every `FAIRNESS_INTERVAL`
@@ -60,54 +61,85 @@ impl Worker {
             // After a yield, the loop starts unstarted tasks first.
             return HandOff::ToLoop;
         }
-        let next = match self.lifo.take() {
-            // Its stack was asked for when it was woken (`push_woken`).
-            Some(next) => next,
-            None => match self.pop_ready() {
+        if self.me.inbox.is_pending() {
+            self.me.inbox.drain_into(&mut &self.ready);
+        }
+        // The fiber to switch to, and whether its stack is still to be
+        // asked into the cache: one from the LIFO slot was when it was
+        // woken (`push_woken`).
+        let (next, cold) = match reason {
+            Reason::Yield => match self.lifo.take() {
                 Some(next) => {
-                    // A claimed pinned fiber of ours, suspended.
-                    self.prefetch(&next.task);
-                    next.task
+                    self.ready.push_back(self.take_running(me));
+                    (next, false)
                 }
-                None if reason == Reason::Yield => {
+                None if self.ready.is_empty() => {
                     self.tick.set(tick);
                     return HandOff::Stay;
                 }
-                None => return HandOff::ToLoop,
-            },
-        };
-        let me_ref = self
-            .running
-            .take()
-            .expect("a hand-off is from the running fiber");
-        debug_assert!(std::ptr::addr_eq(Arc::as_ptr(&me_ref), me));
-        match reason {
-            // Pinned: it stays RUNNING, claimed, at the back of the queue.
-            Reason::Yield => self.ready.borrow_mut().push_back(me_ref),
-            Reason::Park => match me.header.state.transition_to_parked() {
-                Park::Parked => leave_count_to_park(me_ref),
-                Park::Notified => {
-                    // A wake came first: no park, and `next` keeps its turn.
-                    self.running.set(Some(me_ref));
-                    self.ready.borrow_mut().push_front(next);
-                    return HandOff::Stay;
+                None => {
+                    // Pinned, `me` stays RUNNING: claimed, at the back of
+                    // the queue, whose front (claimed too) runs instead.
+                    let next = self.ready.rotate(self.take_running(me));
+                    (next.expect("the ready queue is not empty"), true)
                 }
             },
+            Reason::Park => {
+                let next = match self.lifo.take() {
+                    Some(next) => (next, false),
+                    None => match self.ready.pop_front() {
+                        Some(next) => (next, true),
+                        None => return HandOff::ToLoop,
+                    },
+                };
+                let me_ref = self.take_running(me);
+                match me.header.state.transition_to_parked() {
+                    Park::Parked => leave_count_to_park(me_ref),
+                    Park::Notified => {
+                        // A wake came first: no park, and `next` keeps its
+                        // turn.
+                        self.running.set(Some(me_ref));
+                        self.ready.push_front(next.0);
+                        return HandOff::Stay;
+                    }
+                }
+                next
+            }
+        };
+        // Its address found once (a `TaskRef` is a fat pointer to a block
+        // whose header's offset depends on the body's type).
+        let next_cell: &TaskCell<dyn Body> = &next;
+        if cold {
+            // A claimed pinned fiber of ours, suspended.
+            self.prefetch(next_cell);
         }
         self.tick.set(tick);
         self.previous.set(std::ptr::from_ref(me).cast());
-        self.current.set(Some(Arc::as_ptr(&next)));
-        self.me.watch.hand_to(next.header.id.as_u64());
+        self.current.set(Some(std::ptr::from_ref(next_cell)));
+        self.me.watch.hand_to(next_cell.header.id.as_u64());
         // SAFETY: both are started pinned fibers of this worker: `me` runs
         // (inside its body, entered by `run_task` or a hand-off, as
         // `handing_off` says) and `next`, taken from our claimed queues, is
         // suspended and not `me` (a running fiber is in no queue). Nothing
         // holds a reference to either coroutine. `current` and `running`
         // name `next` before it runs, for `run_task` to land on.
-        let (from, to) = unsafe { (me.header.coroutine_ptr(), next.header.coroutine_ptr()) };
-        self.running.set(Some(next));
+        let (from, to) = unsafe { (me.header.coroutine_ptr(), next_cell.header.coroutine_ptr()) };
+        // `running` is empty (`take_running`): nothing to drop.
+        let none = self.running.replace(Some(next));
+        debug_assert!(none.is_none());
+        std::mem::forget(none);
         // SAFETY: see above.
         unsafe { FiberCoroutine::switch(from, to) };
         HandOff::Switched
+    }
+
+    /// The running fiber's reference, taken for filing: `me`'s.
+    fn take_running(&self, me: &TaskCell<dyn Body>) -> TaskRef {
+        let me_ref = self
+            .running
+            .take()
+            .expect("a hand-off is from the running fiber");
+        debug_assert!(std::ptr::addr_eq(Arc::as_ptr(&me_ref), me));
+        me_ref
     }
 }

@@ -38,7 +38,6 @@
 //! through the same thread-local while the loop is suspended in `resume`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::ptr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +49,7 @@ mod shutdown;
 pub(crate) use self::handoff::HandOff;
 
 use super::queue::LocalQueue;
+use super::ready::ReadyQueue;
 use super::registry::Registry;
 use super::timer::Timers;
 use super::{Shared, WorkerShared, cancel_unstarted};
@@ -73,6 +73,7 @@ fn current_ptr() -> *const Worker {
 }
 
 /// Calls `f` with this thread's worker (`None` off the workers).
+#[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
     // SAFETY: the pointer is set by `Worker::run` for the duration of its
     // loop, on this thread, and cleared before the worker is dropped.
@@ -102,7 +103,7 @@ pub(crate) struct Worker {
     /// The fiber most recently woken here: it runs next.
     lifo: Cell<Option<TaskRef>>,
     /// This worker's started fibers that may run (pinned, so claimed).
-    ready: RefCell<VecDeque<TaskRef>>,
+    ready: ReadyQueue<TaskRef>,
     /// This worker's started fibers, until their bodies end (without the
     /// migration opt-in; with it, `WorkerShared::registry`).
     registry: RefCell<Registry<TaskRef>>,
@@ -140,7 +141,7 @@ impl Worker {
             me,
             local,
             lifo: Cell::new(None),
-            ready: RefCell::new(VecDeque::new()),
+            ready: ReadyQueue::new(),
             registry: RefCell::new(Registry::new()),
             timers: RefCell::new(Timers::new()),
             current: Cell::new(None),
@@ -201,7 +202,7 @@ impl Worker {
     /// or, under the migration opt-in, where any worker may take it.
     fn push_runnable(&self, task: TaskRef) {
         if self.pin {
-            self.ready.borrow_mut().push_back(task);
+            self.ready.push_back(task);
         } else {
             self.local.push(task);
             self.shared.notify_parked();
@@ -227,8 +228,9 @@ impl Worker {
     /// just before the current one: two fibers that take turns (a
     /// ping-pong) have both stacks in cache, and the prefetch would only
     /// cost them time (measured: 7 ns a round trip).
-    pub(crate) fn prefetch(&self, task: &TaskRef) {
-        if Arc::as_ptr(task).cast::<()>() != self.previous.get() {
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, task: &TaskCell<dyn Body>) {
+        if ptr::from_ref(task).cast::<()>() != self.previous.get() {
             // SAFETY: our caller holds the fiber's claim for this worker:
             // it is suspended, and nobody else touches it until we run it.
             unsafe { task.header.prefetch_fiber() };
@@ -259,7 +261,7 @@ impl Worker {
                 .steal_injected()
                 .or_else(|| self.steal_own_oldest(tick))
                 .map(Taken::unclaimed)
-                .or_else(|| self.ready.borrow_mut().pop_front().map(Taken::claimed));
+                .or_else(|| self.ready.pop_front().map(Taken::claimed));
             if oldest.is_some() {
                 return oldest;
             }
@@ -336,11 +338,10 @@ impl Worker {
     /// in the ready queue, and would otherwise keep them out for good.
     /// Both hold only pinned fibers, claimed for us.
     fn pop_ready(&self) -> Option<Taken> {
-        let mut ready = self.ready.borrow_mut();
         if self.me.inbox.is_pending() {
-            self.me.inbox.drain_into(&mut *ready);
+            self.me.inbox.drain_into(&mut &self.ready);
         }
-        ready.pop_front().map(Taken::claimed)
+        self.ready.pop_front().map(Taken::claimed)
     }
 
     /// Wakes the fibers whose timers are due; returns how many.

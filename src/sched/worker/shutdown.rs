@@ -31,7 +31,7 @@ impl Worker {
             let mut claimed: Vec<TaskRef> = Vec::new();
             let mut queued: Vec<TaskRef> = Vec::new();
             if self.pin { &mut claimed } else { &mut queued }.extend(self.lifo.take());
-            claimed.extend(self.ready.borrow_mut().drain(..));
+            claimed.extend(self.ready.take_all());
             self.me.inbox.drain_into(&mut claimed);
             while let Some(task) = self.local.pop() {
                 queued.push(task);
