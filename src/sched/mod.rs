@@ -112,6 +112,9 @@ pub(crate) struct WorkerShared {
     pub(crate) inbox: Inbox<TaskRef>,
     pub(crate) parker: Parker,
     pub(crate) stealer: Stealer<TaskRef>,
+    /// How many times another worker stole from this one's deque (a hint
+    /// for `Worker::steal_own_oldest`; relaxed, no protocol rests on it).
+    pub(crate) stolen_from: std::sync::atomic::AtomicU64,
     /// Under the migration opt-in, the started fibers registered here,
     /// until their bodies end (see `registry.rs`): locked, because a fiber
     /// may end on another worker. Without the opt-in the registry is the
@@ -148,6 +151,7 @@ impl Shared {
                         inbox: Inbox::new(),
                         parker: Parker::with_driver(driver.clone()),
                         stealer: local.stealer(),
+                        stolen_from: std::sync::atomic::AtomicU64::new(0),
                         registry: Mutex::new(Registry::new()),
                         watch: Watch::default(),
                     })

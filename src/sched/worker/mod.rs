@@ -127,6 +127,9 @@ pub(crate) struct Worker {
     /// other started fibers.
     yielded: Cell<bool>,
     searching: Cell<bool>,
+    /// `WorkerShared::stolen_from` as of the last fairness round that
+    /// looked at this worker's oldest task (`steal_own_oldest`).
+    stolen_seen: Cell<u64>,
     /// xorshift state for choosing whom to steal from first.
     rng: Cell<u32>,
 }
@@ -151,6 +154,7 @@ impl Worker {
             tick: Cell::new(0),
             yielded: Cell::new(false),
             searching: Cell::new(false),
+            stolen_seen: Cell::new(0),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1).wrapping_mul(0x85EB_CA6B)),
         };
         CURRENT.with(|c| c.set(&worker));
@@ -293,7 +297,7 @@ impl Worker {
 
     /// The oldest unstarted task of this worker's own deque, on one
     /// fairness round in [`OWN_OLDEST_EVERY`], when no other worker is
-    /// idle.
+    /// idle and none has stolen from this one since the last such round.
     ///
     /// The deque is LIFO for its owner, so under steady spawning its
     /// oldest tasks would wait for good if nobody took them. Thieves take
@@ -304,10 +308,21 @@ impl Worker {
     /// (the thief's batches), and every boundary is a hop through another
     /// worker's inbox: about 150 a lap of a 10,000-fiber ring, instead of
     /// a handful.
+    ///
+    /// Nor does it when a thief took from that end since the last such
+    /// round: then the oldest tasks are not waiting for good, and taking
+    /// one only cuts the thief's run.
     fn steal_own_oldest(&self, tick: u32) -> Option<TaskRef> {
         if !(tick / FAIRNESS_INTERVAL).is_multiple_of(OWN_OLDEST_EVERY)
             || !self.shared.idle.all_busy()
         {
+            return None;
+        }
+        let stolen = self
+            .me
+            .stolen_from
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if self.stolen_seen.replace(stolen) != stolen {
             return None;
         }
         self.me.stealer.steal()

@@ -127,6 +127,9 @@ impl Worker {
                 continue;
             }
             if let Some(task) = victim.stealer.steal_batch_and_pop(&self.local) {
+                victim
+                    .stolen_from
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Some(task);
             }
         }
