@@ -215,6 +215,9 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
+    /// Inline, so that a caller that builds the task in its heap block
+    /// writes the constant fields there directly.
+    #[inline]
     pub(crate) fn new(state: State, name: Option<Box<str>>, pool: Option<StackPool>) -> Header {
         Header {
             state,
