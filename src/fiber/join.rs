@@ -113,6 +113,23 @@ pub(crate) trait JoinTarget<T>: Body {
     /// `join_state().is_complete()` returned true, and this is the only
     /// call (the handle is consumed by it).
     unsafe fn take_result(&self) -> Result<T, JoinError>;
+
+    /// Moves the result out if it is there: `take_result` after
+    /// `join_state().is_complete()`, in one dynamic call instead of two
+    /// (joining a fiber that has finished already is the common case).
+    ///
+    /// # Safety
+    ///
+    /// No result was taken before (by this or by `take_result`), and the
+    /// caller takes none after one is returned.
+    unsafe fn try_take_result(&self) -> Option<Result<T, JoinError>> {
+        if !self.join_state().is_complete() {
+            return None;
+        }
+        // SAFETY: complete, and the caller's contract makes this the only
+        // take.
+        Some(unsafe { self.take_result() })
+    }
 }
 
 /// An owned permission to wait for a fiber and take its result, like
@@ -171,8 +188,13 @@ impl<T: 'static> JoinHandle<T> {
             !self.taken,
             "JoinHandle::join after the handle was awaited to completion"
         );
+        // SAFETY: nothing was taken (`taken` is false), and `self` is
+        // consumed: if this takes the result, nothing takes it again.
+        if let Some(result) = unsafe { self.task.body.try_take_result() } {
+            return result;
+        }
         let join = self.task.body.join_state();
-        if !join.is_complete() && join.register(Waiter::Fiber(super::current())) {
+        if join.register(Waiter::Fiber(super::current())) {
             while !join.is_complete() {
                 if super::current::is_cancelled() {
                     // Waiting would spin: park returns at once, and the

@@ -417,10 +417,19 @@ fn fiber_main(task: &TaskCell<dyn Body>) -> BodyEnd {
     // SAFETY: we are the task's fiber, running; no fiber-local is borrowed
     // once the body has returned.
     let locals = std::mem::take(unsafe { &mut (*task.header.side()).locals });
-    let dropped = catch_unwind(AssertUnwindSafe(|| drop(locals)));
+    let dropped = match locals {
+        // Most fibers have none: nothing to drop, nothing to catch.
+        None => Ok(()),
+        Some(locals) => catch_unwind(AssertUnwindSafe(|| drop(locals))),
+    };
     let outcome = match (ran, dropped) {
         (Ok(BodyEnd::Idle), Ok(())) => return BodyEnd::Idle,
-        (Ok(BodyEnd::Exit), Ok(())) => Outcome::Returned,
+        (Ok(BodyEnd::Exit), Ok(())) => {
+            // The common end, told on its own path: the general one below
+            // builds the (large) outcome in one place and copies it.
+            task.body.complete(Outcome::Returned);
+            return BodyEnd::Exit;
+        }
         (Err(payload), _) | (Ok(_), Err(payload))
             if coroutine::is_forced_unwind(payload.as_ref()) =>
         {
