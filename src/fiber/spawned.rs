@@ -113,6 +113,11 @@ where
         BodyEnd::Exit
     }
 
+    fn complete_returned(&self) {
+        // `run` wrote the value.
+        self.join.complete();
+    }
+
     fn complete(&self, outcome: Outcome) {
         match outcome {
             Outcome::Returned => self.join.complete(),

@@ -111,6 +111,12 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// or panicked, or instead of ever running it.
     fn complete(&self, outcome: Outcome);
 
+    /// `complete(Outcome::Returned)`: the common end, which a body may
+    /// record without building and matching the general outcome.
+    fn complete_returned(&self) {
+        self.complete(Outcome::Returned);
+    }
+
     /// Queues a task whose wake found it IDLE (only bodies that return
     /// [`BodyEnd::Idle`] get there; they know their runtime).
     fn schedule_idle(&self, task: TaskRef) {
@@ -427,7 +433,7 @@ fn fiber_main(task: &TaskCell<dyn Body>) -> BodyEnd {
         (Ok(BodyEnd::Exit), Ok(())) => {
             // The common end, told on its own path: the general one below
             // builds the (large) outcome in one place and copies it.
-            task.body.complete(Outcome::Returned);
+            task.body.complete_returned();
             return BodyEnd::Exit;
         }
         (Err(payload), _) | (Ok(_), Err(payload))
