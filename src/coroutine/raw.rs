@@ -95,7 +95,7 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
             ));
         }
         // SAFETY: the caller keeps the name valid until the stack is
-        // released (`release_stack` clears the owner first).
+        // released (`release_stack` drops it, which clears the owner).
         unsafe { stack.set_owner(id, name) };
         // SAFETY: the slot lies below the root and above `limit` with
         // MIN_FREE_STACK to spare (checked above), is aligned for F, and the
@@ -238,11 +238,10 @@ impl<Input, Yield, Return> RawCoroutine<Input, Yield, Return> {
         self.stack.as_ref()
     }
 
-    /// Gives the stack back to its pool.
+    /// Gives the stack back to its pool (dropping a `Stack` clears the
+    /// owner `with_owner` recorded, then returns it).
     fn release_stack(&mut self) {
-        if let Some(stack) = self.stack.take() {
-            stack.clear_owner();
-        }
+        drop(self.stack.take());
     }
 }
 

@@ -1,41 +1,72 @@
 //! Joining a fiber: the completion handshake and [`JoinHandle`].
 //!
-//! The handshake ([`JoinState`]) is one atomic word (COMPLETE, WAITER) and
-//! a locked waiter slot:
+//! The handshake ([`JoinState`]) is one atomic word: empty, the address of
+//! the joiner's boxed waiter, or COMPLETE.
 //!
-//! - the finisher writes the result, then sets COMPLETE; if WAITER was
-//!   already set it takes the waiter from the slot and wakes it;
-//! - a joiner that does not see COMPLETE puts itself in the slot, then
-//!   sets WAITER; if COMPLETE was already set it does not wait, otherwise
-//!   it parks until it sees COMPLETE.
+//! - the finisher writes the result, then swaps in COMPLETE; if it took a
+//!   waiter out of the word, it wakes it;
+//! - a joiner that does not see COMPLETE boxes its waiter and puts the box
+//!   in the empty word with a compare-exchange; if COMPLETE was already
+//!   there it does not wait, otherwise it parks until it sees COMPLETE.
+//!   Registering again (an async joiner polled with a new waker) takes the
+//!   box back out the same way, refills it, and puts it back.
 //!
 //! Both sides read-modify-write the same word, so one of them sees the
-//! other's bit: either the finisher finds the waiter, or the joiner finds
+//! other's: either the finisher finds the waiter, or the joiner finds
 //! COMPLETE. No wake-up is lost; a wake may arrive after the joiner
 //! stopped waiting, which costs it one spurious return from a later park
 //! (allowed by park's contract). Dropping the handle just drops a
 //! reference: the result goes with the task's memory.
+//!
+//! The waiter is boxed, not kept beside the word, so that the handshake
+//! costs every task one word: most joins find the fiber finished and never
+//! wait, and a spawned task with a small closure then fits in a 120-byte
+//! heap block, a size glibc's malloc serves from its fast bins.
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
+use std::ptr;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::Fiber;
 use super::task::{Body, TaskCell, TaskRef};
 use crate::error::JoinError;
-use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
-const COMPLETE: usize = 1;
-const WAITER: usize = 2;
+/// The word before anything happened: no waiter, no result.
+const EMPTY: usize = 0;
+/// The word once the result is published. No box lives at this address
+/// (not even a zero-sized one: those sit at their alignment).
+const COMPLETE: usize = usize::MAX;
 
 /// The completion handshake between a fiber and its joiner.
-#[derive(Debug, Default)]
 pub(crate) struct JoinState<W = Waiter> {
+    /// [`EMPTY`], [`COMPLETE`], or the exposed address of the joiner's
+    /// `Box<W>`, which the word owns while it holds it.
     state: AtomicUsize,
-    waiter: Mutex<Option<W>>,
+    _waiter: PhantomData<Box<W>>,
+}
+
+// SAFETY: the waiter is only ever moved between threads (boxed by the
+// joiner, taken out of the word by the finisher, the joiner, or the
+// state's drop), never shared: no two threads hold a reference to it, as
+// with a `Mutex<W>`. So `W: Send` is enough for both.
+unsafe impl<W: Send> Send for JoinState<W> {}
+// SAFETY: as above.
+unsafe impl<W: Send> Sync for JoinState<W> {}
+
+impl<W> fmt::Debug for JoinState<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state.load(Ordering::Acquire) {
+            EMPTY => "empty",
+            COMPLETE => "complete",
+            _ => "waiting",
+        };
+        f.debug_struct("JoinState").field("state", &state).finish()
+    }
 }
 
 /// Something a finisher can wake.
@@ -60,30 +91,53 @@ impl Wakeable for Waiter {
     }
 }
 
-impl<W: Wakeable> JoinState<W> {
+impl<W> JoinState<W> {
     pub(crate) fn new() -> JoinState<W> {
         JoinState {
-            state: AtomicUsize::new(0),
-            waiter: Mutex::new(None),
+            state: AtomicUsize::new(EMPTY),
+            _waiter: PhantomData,
         }
     }
 
     /// Whether the result has been published. Acquire: after `true`, the
     /// result written before [`complete`](Self::complete) is visible.
+    #[inline]
     pub(crate) fn is_complete(&self) -> bool {
-        self.state.load(Ordering::Acquire) & COMPLETE != 0
+        self.state.load(Ordering::Acquire) == COMPLETE
     }
 
-    /// The finisher's side, after writing the result.
+    /// Boxes `waiter` and gives the box up as an address for the word.
+    fn into_word(waiter: Box<W>) -> usize {
+        Box::into_raw(waiter).expose_provenance()
+    }
+
+    /// Takes back the box whose address was in the word.
+    ///
+    /// # Safety
+    ///
+    /// `word` came from [`into_word`](Self::into_word), and the caller has
+    /// just taken it out of the state (or holds it, never put in), so no
+    /// one else can take it.
+    unsafe fn from_word(word: usize) -> Box<W> {
+        // SAFETY: an address `into_word` exposed, of a box that is ours
+        // alone (the caller's contract).
+        unsafe { Box::from_raw(ptr::with_exposed_provenance_mut::<W>(word)) }
+    }
+}
+
+impl<W: Wakeable> JoinState<W> {
+    /// The finisher's side, after writing the result; called once.
+    #[inline]
     pub(crate) fn complete(&self) {
-        // Release: publishes the result. Acquire: sees the waiter stored
-        // before a joiner's WAITER.
-        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        if prev & WAITER != 0 {
-            let waiter = self.waiter.lock().take();
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
+        // Release: publishes the result. Acquire: sees the waiter a joiner
+        // boxed before it put the box in the word.
+        let prev = self.state.swap(COMPLETE, Ordering::AcqRel);
+        debug_assert_ne!(prev, COMPLETE, "a fiber completes once");
+        if prev != EMPTY {
+            // SAFETY: a word neither EMPTY nor COMPLETE holds a box from
+            // `into_word`, and our swap took it out: it is ours.
+            let waiter = unsafe { Self::from_word(prev) };
+            (*waiter).wake();
         }
     }
 
@@ -91,14 +145,63 @@ impl<W: Wakeable> JoinState<W> {
     /// there. Returns true if the joiner must wait (park, then check
     /// `is_complete` again). Registering again replaces the waiter (an
     /// async joiner polled with a new waker); the finisher wakes whichever
-    /// is there when it completes.
+    /// is there when it completes. Only the task's one handle calls this,
+    /// never from two threads at once.
     pub(crate) fn register(&self, waiter: W) -> bool {
-        if self.is_complete() {
+        let current = self.state.load(Ordering::Acquire);
+        if current == COMPLETE {
             return false;
         }
-        *self.waiter.lock() = Some(waiter);
-        let prev = self.state.fetch_or(WAITER, Ordering::AcqRel);
-        prev & COMPLETE == 0
+        let boxed = if current == EMPTY {
+            Box::new(waiter)
+        } else {
+            // Our own earlier waiter: take it back to replace it. Release:
+            // orders nothing; Acquire on failure: sees the result.
+            match self
+                .state
+                .compare_exchange(current, EMPTY, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    // SAFETY: `current` was our box, and our exchange took
+                    // it out of the word.
+                    let mut boxed = unsafe { Self::from_word(current) };
+                    *boxed = waiter;
+                    boxed
+                }
+                // Only the finisher changes the word under us, and only to
+                // COMPLETE (it took the old waiter, and will wake it).
+                Err(_) => return false,
+            }
+        };
+        let word = Self::into_word(boxed);
+        // Release: publishes the box to the finisher. Acquire on failure:
+        // sees the result.
+        match self
+            .state
+            .compare_exchange(EMPTY, word, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(_) => {
+                // COMPLETE came first; the box never left us.
+                // SAFETY: `word` is the box we made, never put in the word.
+                drop(unsafe { Self::from_word(word) });
+                false
+            }
+        }
+    }
+}
+
+impl<W> Drop for JoinState<W> {
+    /// Drops a waiter still registered (an async joiner dropped before
+    /// the fiber finished), with the task's memory.
+    #[inline]
+    fn drop(&mut self) {
+        let word = self.state.load(Ordering::Acquire);
+        if word != EMPTY && word != COMPLETE {
+            // SAFETY: the word holds a box from `into_word`, and `&mut
+            // self` means nobody else can take it.
+            drop(unsafe { Self::from_word(word) });
+        }
     }
 }
 
@@ -113,6 +216,23 @@ pub(crate) trait JoinTarget<T>: Body {
     /// `join_state().is_complete()` returned true, and this is the only
     /// call (the handle is consumed by it).
     unsafe fn take_result(&self) -> Result<T, JoinError>;
+
+    /// Moves the result out if it is there: `take_result` after
+    /// `join_state().is_complete()`, in one dynamic call instead of two
+    /// (joining a fiber that has finished already is the common case).
+    ///
+    /// # Safety
+    ///
+    /// No result was taken before (by this or by `take_result`), and the
+    /// caller takes none after one is returned.
+    unsafe fn try_take_result(&self) -> Option<Result<T, JoinError>> {
+        if !self.join_state().is_complete() {
+            return None;
+        }
+        // SAFETY: complete, and the caller's contract makes this the only
+        // take.
+        Some(unsafe { self.take_result() })
+    }
 }
 
 /// An owned permission to wait for a fiber and take its result, like
@@ -171,8 +291,13 @@ impl<T: 'static> JoinHandle<T> {
             !self.taken,
             "JoinHandle::join after the handle was awaited to completion"
         );
+        // SAFETY: nothing was taken (`taken` is false), and `self` is
+        // consumed: if this takes the result, nothing takes it again.
+        if let Some(result) = unsafe { self.task.body.try_take_result() } {
+            return result;
+        }
         let join = self.task.body.join_state();
-        if !join.is_complete() && join.register(Waiter::Fiber(super::current())) {
+        if join.register(Waiter::Fiber(super::current())) {
             while !join.is_complete() {
                 if super::current::is_cancelled() {
                     // Waiting would spin: park returns at once, and the

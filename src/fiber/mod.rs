@@ -38,6 +38,7 @@ pub(crate) mod task;
 
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
@@ -49,6 +50,7 @@ use self::state::State;
 use self::task::{Header, TaskCell, TaskRef};
 use crate::runtime::Handle;
 use crate::sched::Shared;
+use crate::sched::worker::Worker;
 
 /// A fiber's identifier, unique in the process. Plain threads get one too
 /// (see [`current`]).
@@ -210,7 +212,7 @@ impl Builder {
         let spawned = crate::sched::worker::with_current(|w| {
             w.map(|w| {
                 let (builder, f) = job.take().expect("spawned once");
-                builder.spawn_shared(w.shared(), f)
+                builder.spawn_shared(w.shared(), Some(w), f)
             })
         });
         if let Some(result) = spawned {
@@ -233,10 +235,17 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_shared(handle.shared(), f)
+        crate::sched::worker::with_current(|w| self.spawn_shared(handle.shared(), w, f))
     }
 
-    fn spawn_shared<F, T>(self, shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+    /// Spawns on `shared`; `current` is this thread's worker, if any, which
+    /// the caller has looked up already.
+    fn spawn_shared<F, T>(
+        self,
+        shared: &Arc<Shared>,
+        current: Option<&Worker>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -246,7 +255,9 @@ impl Builder {
             None => None,
         };
         let name = self.name.map(String::into_boxed_str);
-        Ok(spawn_task(shared, name, pool, f))
+        let (task, handle) = new_task(name, pool, f);
+        shared.spawn_from(current, task);
+        Ok(handle)
     }
 }
 
@@ -266,13 +277,44 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let cell = Arc::new(TaskCell {
-        header: Header::new(State::new_scheduled(), name, pool),
-        body: Spawned::new(f),
-    });
-    let handle = JoinHandle::new(cell.clone());
-    shared.spawn(cell);
+    let (task, handle) = new_task(name, pool, f);
+    shared.spawn(task);
     handle
+}
+
+/// A new SCHEDULED task running `f`, and its handle.
+///
+/// The cell is built in its heap block: a `TaskCell` built on the stack
+/// and moved into `Arc::new` costs a copy of all its bytes (most of the
+/// header and body are constants that the stores below write directly).
+fn new_task<F, T>(
+    name: Option<Box<str>>,
+    pool: Option<crate::stack_pool::StackPool>,
+    f: F,
+) -> (TaskRef, JoinHandle<T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // Not `Arc::new_uninit`, which computes the layout out of line.
+    let cell = Arc::new(MaybeUninit::<TaskCell<Spawned<F, T>>>::uninit());
+    // `as_ptr`, not `get_mut`: the Arc is new, so unique, and `get_mut`
+    // would prove it with an atomic compare-exchange. The pointer keeps
+    // write permission (`Arc::as_ptr` does not go through a reference).
+    let place = Arc::as_ptr(&cell)
+        .cast::<TaskCell<Spawned<F, T>>>()
+        .cast_mut();
+    // SAFETY: `place` is the Arc's value, valid for writes, aligned, and
+    // nobody else can see it: the Arc is ours alone until it is cloned
+    // below. Each field is written once, without reading the old bytes.
+    unsafe {
+        (&raw mut (*place).header).write(Header::new(State::new_scheduled(), name, pool));
+        (&raw mut (*place).body).write(Spawned::new(f));
+    }
+    // SAFETY: both fields are initialised above.
+    let cell = unsafe { cell.assume_init() };
+    let handle = JoinHandle::new(cell.clone());
+    (cell, handle)
 }
 
 /// Spawns a fiber running `f` on the current runtime and returns its
@@ -304,8 +346,13 @@ where
     T: Send + 'static,
 {
     let mut f = Some(f);
+    // One thread-local lookup serves both the runtime and the queue.
     let spawned = crate::sched::worker::with_current(|w| {
-        w.map(|w| spawn_task(w.shared(), None, None, f.take().expect("spawned once")))
+        w.map(|w| {
+            let (task, handle) = new_task(None, None, f.take().expect("spawned once"));
+            w.shared().spawn_from(Some(w), task);
+            handle
+        })
     });
     match spawned {
         Some(handle) => handle,

@@ -111,6 +111,12 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// or panicked, or instead of ever running it.
     fn complete(&self, outcome: Outcome);
 
+    /// `complete(Outcome::Returned)`: the common end, which a body may
+    /// record without building and matching the general outcome.
+    fn complete_returned(&self) {
+        self.complete(Outcome::Returned);
+    }
+
     /// Queues a task whose wake found it IDLE (only bodies that return
     /// [`BodyEnd::Idle`] get there; they know their runtime).
     fn schedule_idle(&self, task: TaskRef) {
@@ -215,6 +221,9 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
+    /// Inline, so that a caller that builds the task in its heap block
+    /// writes the constant fields there directly.
+    #[inline]
     pub(crate) fn new(state: State, name: Option<Box<str>>, pool: Option<StackPool>) -> Header {
         Header {
             state,
@@ -414,10 +423,19 @@ fn fiber_main(task: &TaskCell<dyn Body>) -> BodyEnd {
     // SAFETY: we are the task's fiber, running; no fiber-local is borrowed
     // once the body has returned.
     let locals = std::mem::take(unsafe { &mut (*task.header.side()).locals });
-    let dropped = catch_unwind(AssertUnwindSafe(|| drop(locals)));
+    let dropped = match locals {
+        // Most fibers have none: nothing to drop, nothing to catch.
+        None => Ok(()),
+        Some(locals) => catch_unwind(AssertUnwindSafe(|| drop(locals))),
+    };
     let outcome = match (ran, dropped) {
         (Ok(BodyEnd::Idle), Ok(())) => return BodyEnd::Idle,
-        (Ok(BodyEnd::Exit), Ok(())) => Outcome::Returned,
+        (Ok(BodyEnd::Exit), Ok(())) => {
+            // The common end, told on its own path: the general one below
+            // builds the (large) outcome in one place and copies it.
+            task.body.complete_returned();
+            return BodyEnd::Exit;
+        }
         (Err(payload), _) | (Ok(_), Err(payload))
             if coroutine::is_forced_unwind(payload.as_ref()) =>
         {

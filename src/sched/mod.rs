@@ -196,19 +196,22 @@ impl Shared {
     /// one of our workers, else on the injector; then wakes a sleeper if
     /// nobody is searching.
     pub(crate) fn spawn(self: &Arc<Self>, task: TaskRef) {
+        worker::with_current(|current| self.spawn_from(current, task));
+    }
+
+    /// [`spawn`](Self::spawn) for a caller that has looked up this
+    /// thread's worker already (`current`, `None` off the workers): one
+    /// thread-local lookup less on the spawn path.
+    pub(crate) fn spawn_from(self: &Arc<Self>, current: Option<&worker::Worker>, task: TaskRef) {
         if self.is_shutdown() {
             cancel_unstarted(task);
             return;
         }
-        let mut task = Some(task);
-        worker::with_current(|current| {
-            if let Some(worker) = current.filter(|w| w.belongs_to(self)) {
-                // The worker drains its own deque when it shuts down, after
-                // this fiber has switched back to it: no race to close.
-                worker.push_local(task.take().expect("pushed once"));
-            }
-        });
-        if let Some(task) = task {
+        if let Some(worker) = current.filter(|w| w.belongs_to(self)) {
+            // The worker drains its own deque when it shuts down, after
+            // this fiber has switched back to it: no race to close.
+            worker.push_local(task);
+        } else {
             self.injector.push(task);
             // Pairs with the fence in `begin_shutdown`: either the final
             // drain sees our push, or we see `shutdown` and drain it.

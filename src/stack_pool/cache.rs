@@ -43,6 +43,10 @@ struct ThreadCache {
     len: Arc<AtomicUsize>,
     /// Reused buffer for refills.
     scratch: Vec<usize>,
+    /// Whether this thread went through `ensure_thread_altstack`: checked
+    /// here, in the borrow `get` takes anyway, rather than in a second
+    /// thread-local on every `get`.
+    altstack: bool,
 }
 
 impl ThreadCache {
@@ -52,6 +56,7 @@ impl ThreadCache {
             stacks: Vec::with_capacity(CAPACITY),
             len: Arc::new(AtomicUsize::new(0)),
             scratch: Vec::with_capacity(BATCH),
+            altstack: false,
         }
     }
 
@@ -67,6 +72,10 @@ impl ThreadCache {
     }
 
     fn get(&mut self, pool: &Arc<Shared>) -> Result<Stack, StackError> {
+        if !self.altstack {
+            super::ensure_thread_altstack();
+            self.altstack = true;
+        }
         if !self.serves(pool) {
             self.switch_to(pool);
         } else if let Some((top, owner)) = self.stacks.pop() {
@@ -136,7 +145,9 @@ impl Drop for ThreadCache {
     }
 }
 
-/// A stack of `pool`, from this thread's cache if it has one.
+/// A stack of `pool`, from this thread's cache if it has one. Makes sure
+/// this thread has an alternate signal stack first (see
+/// `StackPool::get`).
 pub(crate) fn get(pool: &Arc<Shared>) -> Result<Stack, StackError> {
     let cached =
         CACHE.try_with(|cache| cache.try_borrow_mut().ok().map(|mut cache| cache.get(pool)));
@@ -145,6 +156,7 @@ pub(crate) fn get(pool: &Arc<Shared>) -> Result<Stack, StackError> {
         // The thread is exiting and its cache is gone (or, impossibly, we
         // re-entered it): go straight to the shared pool.
         Ok(None) | Err(_) => {
+            super::ensure_thread_altstack();
             let mut top = Vec::with_capacity(1);
             pool.take(1, &mut top)?;
             // SAFETY: `take` removed the slot from the shared free lists.

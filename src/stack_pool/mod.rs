@@ -284,7 +284,7 @@ impl StackPool {
     /// # Ok::<(), weft::stack_pool::StackError>(())
     /// ```
     pub fn get(&self) -> Result<Stack, StackError> {
-        ensure_thread_altstack();
+        // `cache::get` calls `ensure_thread_altstack` (once per thread).
         let budget = self.shared.budget.as_deref();
         if let Some(budget) = budget
             && !budget.try_acquire()

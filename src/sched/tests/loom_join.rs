@@ -27,18 +27,18 @@ impl Drop for Output {
 }
 
 /// What `Spawned` holds: the handshake and the result slot.
-struct Task {
-    join: JoinState<ThreadWaker>,
+struct Task<W = ThreadWaker> {
+    join: JoinState<W>,
     result: UnsafeCell<Option<Output>>,
 }
 
 // SAFETY: the result slot is handed over by the join handshake (that is
 // what the model checks).
-unsafe impl Sync for Task {}
+unsafe impl<W: Send> Sync for Task<W> {}
 
 /// `Spawned::complete`: write the result, then publish it. The planted bug
 /// publishes first.
-fn finish(task: &Task, drops: &Arc<AtomicUsize>, publish_first: bool) {
+fn finish<W: Wakeable>(task: &Task<W>, drops: &Arc<AtomicUsize>, publish_first: bool) {
     let write = || {
         task.result.with_mut(|slot| {
             // SAFETY: the finisher writes once; loom checks the hand-off.
@@ -110,6 +110,74 @@ fn loom_join_races_completion() {
 #[test]
 fn loom_detach_races_completion() {
     join_model(false, false);
+}
+
+/// A joiner's waiter that counts its drops (a wake consumes it, so a
+/// woken waiter counts too).
+struct CountedWaker(thread::Thread, Arc<AtomicUsize>);
+
+impl Wakeable for CountedWaker {
+    fn wake(self) {
+        self.0.unpark();
+    }
+}
+
+impl Drop for CountedWaker {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// (c) A joiner that registers twice (an async joiner polled again with a
+/// new waker: the second registration takes the boxed waiter back out of
+/// the word and replaces it) racing completion: the joiner still wakes and
+/// gets the result, and each waiter is dropped exactly once.
+#[test]
+fn loom_join_reregister_races_completion() {
+    ::loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let waiters = Arc::new(AtomicUsize::new(0));
+        let task = Arc::new(Task::<CountedWaker> {
+            join: JoinState::new(),
+            result: UnsafeCell::new(None),
+        });
+        let finisher = {
+            let (task, drops) = (task.clone(), drops.clone());
+            thread::spawn(move || finish(&task, &drops, false))
+        };
+        let mut made = 1;
+        let mut wait = task
+            .join
+            .register(CountedWaker(thread::current(), waiters.clone()));
+        if wait {
+            made += 1;
+            wait = task
+                .join
+                .register(CountedWaker(thread::current(), waiters.clone()));
+        }
+        if wait {
+            while !task.join.is_complete() {
+                thread::park();
+            }
+        }
+        assert!(task.join.is_complete(), "the joiner saw the result");
+        // SAFETY: complete, and this is the only take.
+        let output = task.result.with_mut(|slot| unsafe { (*slot).take() });
+        assert!(output.is_some(), "a result");
+        drop(output);
+        finisher.join().unwrap();
+        drop(task);
+        assert_eq!(
+            waiters.load(Ordering::Relaxed),
+            made,
+            "every waiter is dropped exactly once"
+        );
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            1,
+            "the result is dropped once"
+        );
+    });
 }
 
 /// The planted bug (publish COMPLETE before writing the result) lets the
