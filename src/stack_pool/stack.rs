@@ -167,10 +167,6 @@ impl Stack {
     /// The bytes of `name` must stay valid until [`clear_owner`](Self::clear_owner)
     /// is called or the `Stack` is dropped: the overflow handler may read
     /// them at any moment until then.
-    #[allow(
-        dead_code,
-        reason = "called by the coroutine layer, which lands from another branch"
-    )]
     pub(crate) unsafe fn set_owner(&self, id: u64, name: Option<&str>) {
         let header = self.header();
         let (ptr, len) = name.map_or((0, 0), |n| (n.as_ptr() as usize, n.len()));
