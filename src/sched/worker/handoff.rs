@@ -80,8 +80,10 @@ impl Worker {
                 None => {
                     // Pinned, `me` stays RUNNING: claimed, at the back of
                     // the queue, whose front (claimed too) runs instead.
-                    let next = self.ready.rotate(self.take_running(me));
-                    (next.expect("the ready queue is not empty"), true)
+                    match self.ready.rotate(self.take_running(me)) {
+                        Ok(next) => (next, true),
+                        Err(_) => unreachable!("the ready queue is not empty"),
+                    }
                 }
             },
             Reason::Park => {
@@ -134,6 +136,7 @@ impl Worker {
     }
 
     /// The running fiber's reference, taken for filing: `me`'s.
+    #[inline(always)]
     fn take_running(&self, me: &TaskCell<dyn Body>) -> TaskRef {
         let me_ref = self
             .running
