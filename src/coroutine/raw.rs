@@ -356,7 +356,7 @@ impl<Yield, Return> RawCoroutine<(), Yield, Return> {
     ///    live across the call.
     /// 3. The resumer learns that `to` runs now before `to` can come back
     ///    to it (it must land on `to`).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn switch(this: *mut Self, to: *const Self) {
         // SAFETY: facts 1 and 2: both are valid, neither is borrowed
         // elsewhere, and these reads end before the switch.

@@ -40,6 +40,11 @@ pub(crate) enum HandOff {
     ToLoop,
 }
 
+/// The fiber a hand-off switches to, and whether its stack is still to be
+/// asked into the cache (one from the LIFO slot was, when it was woken:
+/// `push_woken`); or what the hand-off returns instead.
+type Picked = Result<(TaskRef, bool), HandOff>;
+
 impl Worker {
     /// Called by the running fiber `me`, about to switch out for `reason`:
     /// hands the thread to the next claimed fiber of this worker if the
@@ -64,49 +69,18 @@ impl Worker {
         if self.me.inbox.is_pending() {
             self.me.inbox.drain_into(&mut &self.ready);
         }
-        // The fiber to switch to, and whether its stack is still to be
-        // asked into the cache: one from the LIFO slot was when it was
-        // woken (`push_woken`).
-        let (next, cold) = match reason {
-            Reason::Yield => match self.lifo.take() {
-                Some(next) => {
-                    self.ready.push_back(self.take_running(me));
-                    (next, false)
-                }
-                None if self.ready.is_empty() => {
-                    self.tick.set(tick);
-                    return HandOff::Stay;
-                }
-                None => {
-                    // Pinned, `me` stays RUNNING: claimed, at the back of
-                    // the queue, whose front (claimed too) runs instead.
-                    match self.ready.rotate(self.take_running(me)) {
-                        Ok(next) => (next, true),
-                        Err(_) => unreachable!("the ready queue is not empty"),
-                    }
-                }
-            },
-            Reason::Park => {
-                let next = match self.lifo.take() {
-                    Some(next) => (next, false),
-                    None => match self.ready.pop_front() {
-                        Some(next) => (next, true),
-                        None => return HandOff::ToLoop,
-                    },
-                };
-                let me_ref = self.take_running(me);
-                match me.header.state.transition_to_parked() {
-                    Park::Parked => leave_count_to_park(me_ref),
-                    Park::Notified => {
-                        // A wake came first: no park, and `next` keeps its
-                        // turn.
-                        self.running.set(Some(me_ref));
-                        self.ready.push_front(next.0);
-                        return HandOff::Stay;
-                    }
-                }
-                next
+        let picked = match reason {
+            Reason::Yield => self.file_yielder(me),
+            Reason::Park => self.file_parker(me),
+        };
+        let (next, cold) = match picked {
+            Ok(next) => next,
+            Err(HandOff::Stay) if reason == Reason::Yield => {
+                // Alone: the yield is over, and it counts as a round.
+                self.tick.set(tick);
+                return HandOff::Stay;
             }
+            Err(outcome) => return outcome,
         };
         // Its address found once (a `TaskRef` is a fat pointer to a block
         // whose header's offset depends on the body's type).
@@ -133,6 +107,48 @@ impl Worker {
         // SAFETY: see above.
         unsafe { FiberCoroutine::switch(from, to) };
         HandOff::Switched
+    }
+
+    /// After a yield: files `me` (pinned, it stays RUNNING: claimed, at the
+    /// back of the ready queue) and picks the next fiber, the LIFO slot's
+    /// or the ready queue's front. See [`Picked`].
+    #[inline(always)]
+    fn file_yielder(&self, me: &TaskCell<dyn Body>) -> Picked {
+        match self.lifo.take() {
+            Some(next) => {
+                self.ready.push_back(self.take_running(me));
+                Ok((next, false))
+            }
+            None if self.ready.is_empty() => Err(HandOff::Stay),
+            None => match self.ready.rotate(self.take_running(me)) {
+                Ok(next) => Ok((next, true)),
+                Err(_) => unreachable!("the ready queue is not empty"),
+            },
+        }
+    }
+
+    /// Before a park: picks the next fiber, then publishes `me` as parked,
+    /// unless a wake came first (then `me` carries on, and the picked
+    /// fiber keeps its turn at the front of the queue). See [`Picked`].
+    #[inline(always)]
+    fn file_parker(&self, me: &TaskCell<dyn Body>) -> Picked {
+        let next = match self.lifo.take() {
+            Some(next) => (next, false),
+            None => match self.ready.pop_front() {
+                Some(next) => (next, true),
+                None => return Err(HandOff::ToLoop),
+            },
+        };
+        let me_ref = self.take_running(me);
+        match me.header.state.transition_to_parked() {
+            Park::Parked => leave_count_to_park(me_ref),
+            Park::Notified => {
+                self.running.set(Some(me_ref));
+                self.ready.push_front(next.0);
+                return Err(HandOff::Stay);
+            }
+        }
+        Ok(next)
     }
 
     /// The running fiber's reference, taken for filing: `me`'s.
