@@ -302,3 +302,80 @@ fn write_eintr_retried_short_writes_and_spurious_readiness_complete() {
         });
     });
 }
+
+/// The vectored calls meet the same scripts: a `read_vectored` retries
+/// EINTR and parks on EAGAIN until data comes; a `write_vectored` retries
+/// EINTR, and a short write sends one byte (the first of the first
+/// non-empty buffer) and reports it, so a caller that advances its
+/// buffers by what each call returns delivers every byte, in order.
+#[test]
+fn vectored_reads_and_writes_meet_the_scripts() {
+    use std::io::{IoSlice, IoSliceMut};
+    support::bounded(|| {
+        let rt = runtime();
+        rt.block_on(|| {
+            let (mut client, server) = pair();
+            let server = Arc::new(server);
+            let injector = Injector::arm(&*server);
+
+            // read_vectored: EINTR with data there, then EAGAIN with none.
+            client.write_all(b"abcdef").unwrap();
+            injector.push(Op::Read, [Fault::Errno(libc::EINTR)]);
+            let (mut head, mut tail) = ([0u8; 2], [0u8; 4]);
+            let n = (&*server)
+                .read_vectored(&mut [IoSliceMut::new(&mut head), IoSliceMut::new(&mut tail)])
+                .expect("EINTR is retried");
+            assert_eq!((n, &head, &tail), (6, b"ab", b"cdef"));
+            assert_eq!(injector.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
+
+            injector.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
+            let reader = {
+                let server = server.clone();
+                weft::spawn(move || {
+                    let (mut a, mut b) = ([0u8; 3], [0u8; 3]);
+                    let n = (&*server)
+                        .read_vectored(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)])
+                        .expect("no error reaches the reader");
+                    [a, b].concat()[..n].to_vec()
+                })
+            };
+            wait_for("EAGAIN injected", || {
+                injector.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
+            });
+            assert_parked(&injector, Op::Read, &reader);
+            client.write_all(b"ghijkl").unwrap();
+            assert_eq!(reader.join().unwrap(), b"ghijkl");
+
+            // write_vectored: EINTR, then short writes, with an empty
+            // buffer first (the byte sent is the first of a non-empty one).
+            let parts: [&[u8]; 3] = [b"", b"hello ", b"vectored world"];
+            let whole: Vec<u8> = parts.concat();
+            injector.push(
+                Op::Write,
+                [
+                    Fault::Errno(libc::EINTR),
+                    Fault::ShortWrite,
+                    Fault::ShortWrite,
+                ],
+            );
+            let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            let mut bufs: &mut [IoSlice<'_>] = &mut slices;
+            let mut calls = Vec::new();
+            while !bufs.is_empty() {
+                let n = (&*server).write_vectored(bufs).expect("EINTR is retried");
+                assert!(n > 0, "a vectored write sent nothing");
+                calls.push(n);
+                IoSlice::advance_slices(&mut bufs, n);
+            }
+            assert_eq!(&calls[..2], [1, 1], "the two short writes send a byte each");
+            assert_eq!(calls.iter().sum::<usize>(), whole.len());
+            let mut got = vec![0u8; whole.len()];
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(got, whole, "the bytes arrive intact and in order");
+            assert_eq!(injector.hits(Op::Write, Fault::Errno(libc::EINTR)), 1);
+            assert_eq!(injector.hits(Op::Write, Fault::ShortWrite), 2);
+            assert_eq!(injector.pending(Op::Write), 0);
+            assert_eq!(injector.pending(Op::Read), 0);
+        });
+    });
+}

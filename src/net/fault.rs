@@ -23,10 +23,10 @@
 //!   clears the readiness and parks, `ECONNABORTED` is retried by
 //!   `accept_with_backoff`, and `EMFILE`, `ENFILE`, `ENOBUFS` and `ENOMEM`
 //!   go to its back-off (which the hook counts: [`Injector::backoffs`]).
-//! - [`Op::Read`] and [`Op::Write`]: the closures of `Read::read` and
-//!   `Write::write` on `TcpStream` and `UnixStream` (so also `read_exact`,
-//!   `write_all`), run by `Source::do_stream_io`. The vectored calls,
-//!   `peek`, connects and UDP are not hooked.
+//! - [`Op::Read`] and [`Op::Write`]: the closures of `Read::read`,
+//!   `Read::read_vectored`, `Write::write` and `Write::write_vectored` on
+//!   `TcpStream` and `UnixStream` (so also `read_exact`, `write_all`), run
+//!   by `Source::do_stream_io`. `peek`, connects and UDP are not hooked.
 //!
 //! An attempt of an armed operation whose queue is empty makes the real
 //! syscall; every attempt, injected or real, is counted
@@ -229,6 +229,19 @@ pub(crate) fn write<'a, S: AsRawFd>(source: &Source<S>, buf: &'a [u8]) -> io::Re
     Ok(match strike(source, Op::Write)? {
         Some(Fault::ShortWrite) => &buf[..buf.len().min(1)],
         _ => buf,
+    })
+}
+
+/// The hook of `write_vectored`: the scripted error, or, for a short
+/// write, the one byte to send instead of the buffers (the first byte of
+/// the first non-empty one); `None`: send the buffers.
+pub(crate) fn write_vectored<'b, S: AsRawFd>(
+    source: &Source<S>,
+    bufs: &'b [io::IoSlice<'_>],
+) -> io::Result<Option<&'b [u8]>> {
+    Ok(match strike(source, Op::Write)? {
+        Some(Fault::ShortWrite) => bufs.iter().find(|buf| !buf.is_empty()).map(|buf| &buf[..1]),
+        _ => None,
     })
 }
 

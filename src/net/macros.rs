@@ -103,6 +103,8 @@ macro_rules! stream_io {
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.source
                     .do_stream_io($crate::net::registration::Direction::Read, len, |s| {
+                        #[cfg(feature = "fault-injection")]
+                        $crate::net::fault::read(&self.source)?;
                         std::io::Read::read_vectored(&mut &*s, bufs)
                     })
             }
@@ -127,6 +129,11 @@ macro_rules! stream_io {
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.source
                     .do_stream_io($crate::net::registration::Direction::Write, len, |_| {
+                        #[cfg(feature = "fault-injection")]
+                        if let Some(first) = $crate::net::fault::write_vectored(&self.source, bufs)?
+                        {
+                            return $crate::net::sys::send(fd, first);
+                        }
                         $crate::net::sys::send_vectored(fd, bufs)
                     })
             }
