@@ -185,69 +185,87 @@ fn pair() -> (TcpStream, TcpStream) {
     (client, server)
 }
 
-/// Reads: EINTR is retried and the read returns the data; EAGAIN parks
-/// the fiber until data comes; EAGAIN with a spurious readiness makes the
-/// fiber try again, find nothing, and park again without an error, until
-/// data comes.
-#[test]
-fn read_eintr_retried_eagain_and_spurious_readiness_repark() {
+/// Runs `test` in a fiber (under the hang guard) with a connected pair
+/// whose server side is shared and armed; the injector goes before the
+/// sockets close (see the module doc).
+fn with_armed_server(
+    test: impl FnOnce(&mut TcpStream, &Arc<TcpStream>, &Injector) + Send + 'static,
+) {
     support::bounded(|| {
         let rt = runtime();
         rt.block_on(|| {
             let (mut client, server) = pair();
             let server = Arc::new(server);
             let injector = Injector::arm(&*server);
-            // One read of exactly the bytes the client sends: a short read
-            // would mark the socket drained, and the next read would then
-            // park before its first attempt, never meeting its script.
-            let read = |server: &Arc<TcpStream>, len: usize| {
-                let server = server.clone();
-                weft::spawn(move || {
-                    let mut buf = vec![0u8; len];
-                    let n = (&*server).read(&mut buf).expect("no error reaches the reader");
-                    buf.truncate(n);
-                    buf
-                })
-            };
-
-            // EINTR, data already there.
-            client.write_all(b"first").unwrap();
-            injector.push(Op::Read, [Fault::Errno(libc::EINTR)]);
-            let before = injector.attempts(Op::Read);
-            assert_eq!(read(&server, 5).join().unwrap(), b"first");
-            assert_eq!(injector.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
-            assert_eq!(injector.attempts(Op::Read) - before, 2, "EINTR, then the read");
-
-            // EAGAIN, nothing sent yet: the reader parks until data comes.
-            injector.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
-            let reader = read(&server, 6);
-            wait_for("EAGAIN injected", || {
-                injector.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
-            });
-            assert_parked(&injector, Op::Read, &reader);
-            client.write_all(b"second").unwrap();
-            assert_eq!(reader.join().unwrap(), b"second");
-
-            // EAGAIN with a spurious readiness: one more attempt (the
-            // kernel's own EAGAIN), then parked again.
-            injector.push(Op::Read, [Fault::SpuriousReadiness]);
-            let before = injector.attempts(Op::Read);
-            let reader = read(&server, 5);
-            wait_for("the spurious readiness injected", || {
-                injector.hits(Op::Read, Fault::SpuriousReadiness) == 1
-            });
-            let attempts = assert_parked(&injector, Op::Read, &reader) - before;
-            assert!(
-                attempts >= 2,
-                "the readiness was not acted on: {attempts} attempt(s)"
-            );
-            client.write_all(b"third").unwrap();
-            assert_eq!(reader.join().unwrap(), b"third");
-            println!(
-                "reads: EINTR retried; EAGAIN parked; a spurious readiness took {attempts} attempts, then parked"
-            );
-            assert_eq!(injector.pending(Op::Read), 0);
+            test(&mut client, &server, &injector);
+            drop(injector);
         });
+    });
+}
+
+/// Reads: EINTR is retried and the read returns the data; EAGAIN parks
+/// the fiber until data comes; EAGAIN with a spurious readiness makes the
+/// fiber try again, find nothing, and park again without an error, until
+/// data comes.
+#[test]
+fn read_eintr_retried_eagain_and_spurious_readiness_repark() {
+    with_armed_server(|client, server, injector| {
+        // One read of exactly the bytes the client sends: a short read
+        // would mark the socket drained, and the next read would then
+        // park before its first attempt, never meeting its script.
+        let read = |server: &Arc<TcpStream>, len: usize| {
+            let server = server.clone();
+            weft::spawn(move || {
+                let mut buf = vec![0u8; len];
+                let n = (&*server)
+                    .read(&mut buf)
+                    .expect("no error reaches the reader");
+                buf.truncate(n);
+                buf
+            })
+        };
+
+        // EINTR, data already there.
+        client.write_all(b"first").unwrap();
+        injector.push(Op::Read, [Fault::Errno(libc::EINTR)]);
+        let before = injector.attempts(Op::Read);
+        assert_eq!(read(server, 5).join().unwrap(), b"first");
+        assert_eq!(injector.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
+        assert_eq!(
+            injector.attempts(Op::Read) - before,
+            2,
+            "EINTR, then the read"
+        );
+
+        // EAGAIN, nothing sent yet: the reader parks until data comes.
+        injector.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
+        let reader = read(server, 6);
+        wait_for("EAGAIN injected", || {
+            injector.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
+        });
+        assert_parked(injector, Op::Read, &reader);
+        client.write_all(b"second").unwrap();
+        assert_eq!(reader.join().unwrap(), b"second");
+
+        // EAGAIN with a spurious readiness: one more attempt (the
+        // kernel's own EAGAIN), then parked again.
+        injector.push(Op::Read, [Fault::SpuriousReadiness]);
+        let before = injector.attempts(Op::Read);
+        let reader = read(server, 5);
+        wait_for("the spurious readiness injected", || {
+            injector.hits(Op::Read, Fault::SpuriousReadiness) == 1
+        });
+        let attempts = assert_parked(injector, Op::Read, &reader) - before;
+        assert!(
+            attempts >= 2,
+            "the readiness was not acted on: {attempts} attempt(s)"
+        );
+        client.write_all(b"third").unwrap();
+        assert_eq!(reader.join().unwrap(), b"third");
+        println!(
+            "reads: EINTR retried; EAGAIN parked; a spurious readiness took {attempts} attempts, then parked"
+        );
+        assert_eq!(injector.pending(Op::Read), 0);
     });
 }
 
@@ -311,71 +329,64 @@ fn write_eintr_retried_short_writes_and_spurious_readiness_complete() {
 #[test]
 fn vectored_reads_and_writes_meet_the_scripts() {
     use std::io::{IoSlice, IoSliceMut};
-    support::bounded(|| {
-        let rt = runtime();
-        rt.block_on(|| {
-            let (mut client, server) = pair();
-            let server = Arc::new(server);
-            let injector = Injector::arm(&*server);
+    with_armed_server(|client, server, injector| {
+        // read_vectored: EINTR with data there, then EAGAIN with none.
+        client.write_all(b"abcdef").unwrap();
+        injector.push(Op::Read, [Fault::Errno(libc::EINTR)]);
+        let (mut head, mut tail) = ([0u8; 2], [0u8; 4]);
+        let n = (&**server)
+            .read_vectored(&mut [IoSliceMut::new(&mut head), IoSliceMut::new(&mut tail)])
+            .expect("EINTR is retried");
+        assert_eq!((n, &head, &tail), (6, b"ab", b"cdef"));
+        assert_eq!(injector.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
 
-            // read_vectored: EINTR with data there, then EAGAIN with none.
-            client.write_all(b"abcdef").unwrap();
-            injector.push(Op::Read, [Fault::Errno(libc::EINTR)]);
-            let (mut head, mut tail) = ([0u8; 2], [0u8; 4]);
-            let n = (&*server)
-                .read_vectored(&mut [IoSliceMut::new(&mut head), IoSliceMut::new(&mut tail)])
-                .expect("EINTR is retried");
-            assert_eq!((n, &head, &tail), (6, b"ab", b"cdef"));
-            assert_eq!(injector.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
-
-            injector.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
-            let reader = {
-                let server = server.clone();
-                weft::spawn(move || {
-                    let (mut a, mut b) = ([0u8; 3], [0u8; 3]);
-                    let n = (&*server)
-                        .read_vectored(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)])
-                        .expect("no error reaches the reader");
-                    [a, b].concat()[..n].to_vec()
-                })
-            };
-            wait_for("EAGAIN injected", || {
-                injector.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
-            });
-            assert_parked(&injector, Op::Read, &reader);
-            client.write_all(b"ghijkl").unwrap();
-            assert_eq!(reader.join().unwrap(), b"ghijkl");
-
-            // write_vectored: EINTR, then short writes, with an empty
-            // buffer first (the byte sent is the first of a non-empty one).
-            let parts: [&[u8]; 3] = [b"", b"hello ", b"vectored world"];
-            let whole: Vec<u8> = parts.concat();
-            injector.push(
-                Op::Write,
-                [
-                    Fault::Errno(libc::EINTR),
-                    Fault::ShortWrite,
-                    Fault::ShortWrite,
-                ],
-            );
-            let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-            let mut bufs: &mut [IoSlice<'_>] = &mut slices;
-            let mut calls = Vec::new();
-            while !bufs.is_empty() {
-                let n = (&*server).write_vectored(bufs).expect("EINTR is retried");
-                assert!(n > 0, "a vectored write sent nothing");
-                calls.push(n);
-                IoSlice::advance_slices(&mut bufs, n);
-            }
-            assert_eq!(&calls[..2], [1, 1], "the two short writes send a byte each");
-            assert_eq!(calls.iter().sum::<usize>(), whole.len());
-            let mut got = vec![0u8; whole.len()];
-            client.read_exact(&mut got).unwrap();
-            assert_eq!(got, whole, "the bytes arrive intact and in order");
-            assert_eq!(injector.hits(Op::Write, Fault::Errno(libc::EINTR)), 1);
-            assert_eq!(injector.hits(Op::Write, Fault::ShortWrite), 2);
-            assert_eq!(injector.pending(Op::Write), 0);
-            assert_eq!(injector.pending(Op::Read), 0);
+        injector.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
+        let reader = {
+            let server = server.clone();
+            weft::spawn(move || {
+                let (mut a, mut b) = ([0u8; 3], [0u8; 3]);
+                let n = (&*server)
+                    .read_vectored(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)])
+                    .expect("no error reaches the reader");
+                [a, b].concat()[..n].to_vec()
+            })
+        };
+        wait_for("EAGAIN injected", || {
+            injector.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
         });
+        assert_parked(injector, Op::Read, &reader);
+        client.write_all(b"ghijkl").unwrap();
+        assert_eq!(reader.join().unwrap(), b"ghijkl");
+
+        // write_vectored: EINTR, then short writes, with an empty
+        // buffer first (the byte sent is the first of a non-empty one).
+        let parts: [&[u8]; 3] = [b"", b"hello ", b"vectored world"];
+        let whole: Vec<u8> = parts.concat();
+        injector.push(
+            Op::Write,
+            [
+                Fault::Errno(libc::EINTR),
+                Fault::ShortWrite,
+                Fault::ShortWrite,
+            ],
+        );
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut bufs: &mut [IoSlice<'_>] = &mut slices;
+        let mut calls = Vec::new();
+        while !bufs.is_empty() {
+            let n = (&**server).write_vectored(bufs).expect("EINTR is retried");
+            assert!(n > 0, "a vectored write sent nothing");
+            calls.push(n);
+            IoSlice::advance_slices(&mut bufs, n);
+        }
+        assert_eq!(&calls[..2], [1, 1], "the two short writes send a byte each");
+        assert_eq!(calls.iter().sum::<usize>(), whole.len());
+        let mut got = vec![0u8; whole.len()];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, whole, "the bytes arrive intact and in order");
+        assert_eq!(injector.hits(Op::Write, Fault::Errno(libc::EINTR)), 1);
+        assert_eq!(injector.hits(Op::Write, Fault::ShortWrite), 2);
+        assert_eq!(injector.pending(Op::Write), 0);
+        assert_eq!(injector.pending(Op::Read), 0);
     });
 }
