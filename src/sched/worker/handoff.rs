@@ -66,9 +66,7 @@ impl Worker {
             // After a yield, the loop starts unstarted tasks first.
             return HandOff::ToLoop;
         }
-        if self.me.inbox.is_pending() {
-            self.me.inbox.drain_into(&mut &self.ready);
-        }
+        self.take_inbox();
         let picked = match reason {
             Reason::Yield => self.file_yielder(me),
             Reason::Park => self.file_parker(me),

@@ -347,16 +347,23 @@ impl Worker {
         })
     }
 
-    /// The next of this worker's runnable fibers. Fibers woken by other
-    /// threads join the back of the ready queue whenever the inbox has any,
-    /// not only once it is empty: a fiber that yields in a loop is always
-    /// in the ready queue, and would otherwise keep them out for good.
-    /// Both hold only pinned fibers, claimed for us.
+    /// The next of this worker's runnable fibers (after
+    /// [`Self::take_inbox`]). Both queues hold only pinned fibers, claimed
+    /// for us.
     fn pop_ready(&self) -> Option<Taken> {
+        self.take_inbox();
+        self.ready.pop_front().map(Taken::claimed)
+    }
+
+    /// Fibers woken by other threads join the back of the ready queue
+    /// whenever the inbox has any, not only once the queue is empty: a
+    /// fiber that yields in a loop is always in the ready queue, and would
+    /// otherwise keep them out for good.
+    #[inline(always)]
+    fn take_inbox(&self) {
         if self.me.inbox.is_pending() {
             self.me.inbox.drain_into(&mut &self.ready);
         }
-        self.ready.pop_front().map(Taken::claimed)
     }
 
     /// Wakes the fibers whose timers are due; returns how many.
