@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector<TaskRef>,
     pub(crate) idle: Idle,
     shutdown: AtomicBool,
+    /// How many workers have finished their shutdown; the last one trims
+    /// the pools (`Worker::run_loop`).
+    shut_down_workers: std::sync::atomic::AtomicUsize,
     /// The runtime's stacks, of the default size.
     pub(crate) pool: StackPool,
     /// Pools for fibers built with another stack size, made on first use.
@@ -160,6 +163,7 @@ impl Shared {
             injector: Injector::new(),
             idle: Idle::new(config.workers),
             shutdown: AtomicBool::new(false),
+            shut_down_workers: std::sync::atomic::AtomicUsize::new(0),
             pool,
             other_pools: Mutex::new(Vec::new()),
             blocking,
@@ -235,6 +239,14 @@ impl Shared {
     /// Whether any stealable work is queued anywhere.
     pub(crate) fn has_stealable_work(&self) -> bool {
         !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+
+    /// Counts a worker whose shutdown is done; whether it was the last.
+    pub(crate) fn worker_shut_down(&self) -> bool {
+        let done = self
+            .shut_down_workers
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        done + 1 == self.workers.len()
     }
 
     /// Gives every idle stack's memory back to the kernel (the runtime has

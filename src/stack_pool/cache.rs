@@ -15,6 +15,16 @@
 //!
 //! Each cache publishes its length in an atomic only it writes, registered
 //! with its owner, so `StackPool::stats` can count cached stacks.
+//!
+//! While a [`Hoard`] is alive the cache keeps every stack put into it;
+//! when the hoard ends they all go back, none decommitted, for a `trim`
+//! to follow. A worker's shutdown hoards: it returns the stack of every
+//! fiber it unwinds. Returned 16 at a time, they made the shared pool
+//! decommit the excess over `max_cached` in scattered `madvise` calls
+//! while the other workers ran, and each such call interrupts every CPU
+//! running the process to flush its TLB. The runtime trims its pools
+//! once its last worker is done: one sorted pass with the other workers
+//! stopped.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,6 +57,9 @@ struct ThreadCache {
     /// here, in the borrow `get` takes anyway, rather than in a second
     /// thread-local on every `get`.
     altstack: bool,
+    /// How many [`Hoard`]s are alive on this thread: while any is, `put`
+    /// never flushes.
+    hoards: usize,
 }
 
 impl ThreadCache {
@@ -57,6 +70,7 @@ impl ThreadCache {
             len: Arc::new(AtomicUsize::new(0)),
             scratch: Vec::with_capacity(BATCH),
             altstack: false,
+            hoards: 0,
         }
     }
 
@@ -102,7 +116,7 @@ impl ThreadCache {
         if !self.serves(&pool) {
             self.switch_to(&pool);
         }
-        if self.stacks.len() >= CAPACITY {
+        if self.stacks.len() >= CAPACITY && self.hoards == 0 {
             self.flush_oldest(BATCH);
         }
         self.stacks.push((top, pool));
@@ -121,6 +135,16 @@ impl ThreadCache {
         // Drops `n` Arcs, possibly the pool's last reference: the pool
         // then unmaps its slabs, which is fine, nothing here points in.
         self.stacks.drain(..n);
+        self.publish();
+    }
+
+    /// Gives every cached stack back to the owner, none decommitted.
+    fn stash_all(&mut self) {
+        if let Some((_, pool)) = self.stacks.first() {
+            pool.stash(self.stacks.iter().map(|&(top, _)| top));
+        }
+        // As in `flush_oldest`, possibly the pool's last references.
+        self.stacks.clear();
         self.publish();
     }
 
@@ -181,11 +205,78 @@ pub(crate) fn put(top: usize, pool: Arc<Shared>) {
     }
 }
 
-/// Returns every stack in this thread's cache to its pool.
-pub(crate) fn flush() {
+/// Keeps every stack returned on this thread in its cache until dropped,
+/// then gives them all back at once, without decommitting them: the
+/// caller trims the pool next (see the module doc). A thread that exits
+/// meanwhile flushes its cache as usual.
+pub(crate) struct Hoard {
+    /// Whether `new` found the cache and counted this hoard in it.
+    counted: bool,
+}
+
+impl Hoard {
+    pub(crate) fn new() -> Hoard {
+        let mut counted = false;
+        with_cache(|cache| {
+            cache.hoards += 1;
+            counted = true;
+        });
+        Hoard { counted }
+    }
+}
+
+impl Drop for Hoard {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        with_cache(|cache| {
+            cache.hoards -= 1;
+            if cache.hoards == 0 {
+                cache.stash_all();
+            }
+        });
+    }
+}
+
+/// Runs `f` on this thread's cache, unless the thread is exiting (its
+/// cache is gone, and flushed).
+fn with_cache(f: impl FnOnce(&mut ThreadCache)) {
     let _ = CACHE.try_with(|cache| {
         if let Ok(mut cache) = cache.try_borrow_mut() {
-            cache.flush_all();
+            f(&mut cache);
         }
     });
+}
+
+/// Returns every stack in this thread's cache to its pool.
+pub(crate) fn flush() {
+    with_cache(ThreadCache::flush_all);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CACHE, CAPACITY, Hoard};
+    use crate::stack_pool::StackPool;
+
+    fn cached_here() -> usize {
+        CACHE.with(|cache| cache.borrow().stacks.len())
+    }
+
+    #[test]
+    fn a_hoard_keeps_every_returned_stack_until_it_ends() {
+        let pool = StackPool::builder().stack_size(16 * 1024).build().unwrap();
+        let n = 3 * CAPACITY;
+        let stacks: Vec<_> = (0..n).map(|_| pool.get().unwrap()).collect();
+        let hoard = Hoard::new();
+        drop(stacks);
+        assert_eq!(cached_here(), n, "all {n} stay in this thread's cache");
+        drop(hoard);
+        assert_eq!(cached_here(), 0, "they all went back at once");
+        assert_eq!(pool.stats().cached, n, "and none was lost");
+
+        let stacks: Vec<_> = (0..n).map(|_| pool.get().unwrap()).collect();
+        drop(stacks);
+        assert!(cached_here() <= CAPACITY, "without a hoard the cache stays bounded");
+    }
 }

@@ -126,6 +126,8 @@ mod stack;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use self::cache::Hoard;
+
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 

@@ -131,6 +131,13 @@ impl Shared {
         }
     }
 
+    /// Takes back idle stacks without decommitting any, for a caller that
+    /// has a [`trim`](Self::trim) follow soon, in one sorted pass (see
+    /// `cache::Hoard`).
+    pub(crate) fn stash(&self, tops: impl IntoIterator<Item = usize>) {
+        self.lock().hot.extend(tops);
+    }
+
     /// Decommits every committed idle stack of the shared pool; returns how many.
     pub(crate) fn trim(&self) -> usize {
         let mut state = self.lock();

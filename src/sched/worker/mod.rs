@@ -170,6 +170,13 @@ impl Worker {
             // reaching its shutdown, hanging the runtime's drop.
             if self.shared.is_shutdown() {
                 self.shutdown();
+                if self.shared.worker_shut_down() {
+                    // The stacks of the fibers the workers unwound, kept
+                    // committed until now (`stack_pool::cache::Hoard`):
+                    // with the other workers stopped, no CPU but this one
+                    // has its TLB flushed.
+                    self.shared.trim_pools();
+                }
                 return;
             }
             if let Some(Taken { task, claimed }) = self.next_task() {

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use super::Worker;
 use crate::fiber::state::Claim;
 use crate::fiber::task::{FiberContext, Outcome, TaskRef, take_parked_count};
+use crate::stack_pool::Hoard;
 
 impl Worker {
     /// Shutdown, on this worker's thread: unwind every started fiber that
     /// lives here and cancel every unstarted task queued here, until
     /// nothing is left (unwinding may wake or spawn more).
     pub(super) fn shutdown(&self) {
+        // The unwound fibers' stacks go back to the pool in one batch at
+        // the end, not 16 at a time (see `stack_pool::cache`).
+        let _hoard = Hoard::new();
         self.timers.borrow_mut().clear();
         loop {
             let started = self.registered();
