@@ -396,25 +396,29 @@ impl Worker {
     /// state says. Unless `claimed` (a pinned fiber queued at home), it
     /// must be claimed first.
     fn run_task(&self, task: TaskRef, claimed: bool) {
-        if !claimed && task.header.state.transition_to_running(self.pin) == Claim::Skip {
+        // Dereferenced once: each dereference of the `Arc` computes the
+        // offset of a value whose alignment only the vtable knows, and the
+        // compiler reloads it after every call.
+        let cell: &TaskCell<dyn Body> = &task;
+        if !claimed && cell.header.state.transition_to_running(self.pin) == Claim::Skip {
             return;
         }
         // SAFETY: we hold the claim (RUNNING) until the end of this
         // function, and nothing else touches the slot meanwhile.
-        let fiber = unsafe { task.header.fiber_mut() };
+        let fiber = unsafe { cell.header.fiber_mut() };
         if !fiber.exists() {
-            if self.shared.is_shutdown() || task.header.state.load().is_cancelled() {
-                task.body.complete(Outcome::Cancelled);
-                task.header.state.transition_to_complete();
+            if self.shared.is_shutdown() || cell.header.state.load().is_cancelled() {
+                cell.body.complete(Outcome::Cancelled);
+                cell.header.state.transition_to_complete();
                 return;
             }
-            let pool = task.header.pool().unwrap_or(&self.shared.pool);
+            let pool = cell.header.pool().unwrap_or(&self.shared.pool);
             let stack = match pool.get() {
                 Ok(stack) => stack,
                 Err(err) => {
                     report_no_stack(&task, &err);
-                    task.body.complete(Outcome::NoStack(err));
-                    task.header.state.transition_to_complete();
+                    cell.body.complete(Outcome::NoStack(err));
+                    cell.header.state.transition_to_complete();
                     return;
                 }
             };
@@ -422,12 +426,12 @@ impl Worker {
             // Registered only when it first switches out (`register_running`):
             // most fibers never do.
             // SAFETY: we hold the claim.
-            unsafe { task.header.set_home(Arc::as_ptr(&self.me), UNREGISTERED) };
+            unsafe { cell.header.set_home(Arc::as_ptr(&self.me), UNREGISTERED) };
         }
         // SAFETY: we hold the claim, and `fiber` is not used again.
-        let entered = unsafe { task.header.coroutine_ptr() };
-        self.current.set(Some(Arc::as_ptr(&task)));
-        self.me.watch.enter(task.header.id.as_u64());
+        let entered = unsafe { cell.header.coroutine_ptr() };
+        self.current.set(Some(ptr::from_ref(cell)));
+        self.me.watch.enter(cell.header.id.as_u64());
         self.running.set(Some(task));
         self.handing_off.set(self.pin);
         // SAFETY: the fiber is ours (claimed), started or just made, not
@@ -442,24 +446,25 @@ impl Worker {
             .running
             .take()
             .expect("the fiber that came back is the running one");
-        self.previous.set(Arc::as_ptr(&task).cast());
+        let cell: &TaskCell<dyn Body> = &task;
+        self.previous.set(ptr::from_ref(cell).cast());
         // SAFETY: the fiber that came back is ours (claimed: the one we
         // entered, or a pinned fiber of ours it handed off to), and nothing
         // else refers to its slot now.
-        let fiber = unsafe { task.header.fiber_mut() };
+        let fiber = unsafe { cell.header.fiber_mut() };
         // SAFETY: `task`'s fiber is the one that came back to `enter`.
         let switched = unsafe { fiber.0.land(landing) };
         match switched {
             CoroutineResult::Yield(Reason::Yield) => {
                 // A pinned fiber stays RUNNING: claimed, queued at home.
                 if !self.pin {
-                    task.header.state.transition_to_scheduled();
+                    cell.header.state.transition_to_scheduled();
                 }
                 self.push_runnable(task);
                 self.yielded.set(true);
             }
             CoroutineResult::Yield(Reason::Park) => {
-                match task.header.state.transition_to_parked() {
+                match cell.header.state.transition_to_parked() {
                     Park::Parked => leave_count_to_park(task),
                     Park::Notified => self.push_runnable(task),
                 }
@@ -468,8 +473,8 @@ impl Worker {
                 *fiber = FiberContext::none();
                 self.forget_started(&task);
                 match end {
-                    BodyEnd::Exit => task.header.state.transition_to_complete(),
-                    BodyEnd::Idle => match task.header.state.transition_to_idle() {
+                    BodyEnd::Exit => cell.header.state.transition_to_complete(),
+                    BodyEnd::Idle => match cell.header.state.transition_to_idle() {
                         Idle::Idle => {}
                         Idle::Rescheduled => {
                             self.local.push(task);
