@@ -277,6 +277,9 @@ mod tests {
 
         let stacks: Vec<_> = (0..n).map(|_| pool.get().unwrap()).collect();
         drop(stacks);
-        assert!(cached_here() <= CAPACITY, "without a hoard the cache stays bounded");
+        assert!(
+            cached_here() <= CAPACITY,
+            "without a hoard the cache stays bounded"
+        );
     }
 }
