@@ -1,6 +1,6 @@
 //! TESTING.md 6.9 `errno_injection`: scripted errors in the accept, read
 //! and write paths (Go's `socktest` style), handled by weft's real retry,
-//! back-off and park logic. Needs the `fault-injection` feature:
+//! back-off and park logic; also in peeks and datagram sockets. Needs the `fault-injection` feature:
 //!
 //! ```text
 //! cargo test --release --features fault-injection --test net_errno_injection
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft::net::fault::{Fault, Injector, Op};
-use weft::net::{TcpListener, TcpStream};
+use weft::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram};
 
 /// The first step of `accept`'s back-off (`ACCEPT_BACKOFF_MIN` in
 /// `src/net/mod.rs`); it doubles from there.
@@ -388,5 +388,126 @@ fn vectored_reads_and_writes_meet_the_scripts() {
         assert_eq!(injector.hits(Op::Write, Fault::ShortWrite), 2);
         assert_eq!(injector.pending(Op::Write), 0);
         assert_eq!(injector.pending(Op::Read), 0);
+    });
+}
+
+/// `peek` meets the read script: EINTR is retried and the peek returns
+/// the data (which a read then takes); EAGAIN parks it until data comes.
+#[test]
+fn peek_eintr_retried_eagain_parks() {
+    with_armed_server(|client, server, injector| {
+        client.write_all(b"peek").unwrap();
+        injector.push(Op::Read, [Fault::Errno(libc::EINTR)]);
+        let mut buf = [0u8; 16];
+        let n = server.peek(&mut buf).expect("EINTR is retried");
+        assert_eq!(&buf[..n], b"peek");
+        assert_eq!(injector.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
+        let mut taken = [0u8; 4];
+        (&**server).read_exact(&mut taken).unwrap();
+        assert_eq!(&taken, b"peek", "the peek left the data queued");
+
+        injector.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
+        let peeker = {
+            let server = server.clone();
+            weft::spawn(move || {
+                let mut buf = [0u8; 16];
+                let n = server.peek(&mut buf).expect("no error reaches the peeker");
+                buf[..n].to_vec()
+            })
+        };
+        wait_for("EAGAIN injected", || {
+            injector.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
+        });
+        assert_parked(injector, Op::Read, &peeker);
+        client.write_all(b"late").unwrap();
+        assert_eq!(peeker.join().unwrap(), b"late");
+        assert_eq!(injector.pending(Op::Read), 0);
+    });
+}
+
+/// UDP: a receive retries EINTR, parks on EAGAIN, and parks again after a
+/// spurious readiness; a send retries EINTR, returns ENOBUFS to its
+/// caller (a datagram that was not sent is the caller's to retry), and
+/// goes through a spurious readiness. A `UnixDatagram` meets its script
+/// the same way.
+#[test]
+fn datagram_calls_meet_the_scripts() {
+    support::bounded(|| {
+        let rt = runtime();
+        rt.block_on(|| {
+            let server = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (to, from) = (server.local_addr().unwrap(), client.local_addr().unwrap());
+            let receives = Injector::arm(&*server);
+            let sends = Injector::arm(&client);
+            let recv = |server: &Arc<UdpSocket>| {
+                let server = server.clone();
+                weft::spawn(move || {
+                    let mut buf = [0u8; 16];
+                    let (n, peer) = server
+                        .recv_from(&mut buf)
+                        .expect("no error reaches the receiver");
+                    (buf[..n].to_vec(), peer)
+                })
+            };
+
+            client.send_to(b"one", to).unwrap();
+            receives.push(Op::Read, [Fault::Errno(libc::EINTR)]);
+            assert_eq!(recv(&server).join().unwrap(), (b"one".to_vec(), from));
+            assert_eq!(receives.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
+
+            receives.push(Op::Read, [Fault::Errno(libc::EAGAIN)]);
+            let receiver = recv(&server);
+            wait_for("EAGAIN injected", || {
+                receives.hits(Op::Read, Fault::Errno(libc::EAGAIN)) == 1
+            });
+            assert_parked(&receives, Op::Read, &receiver);
+            client.send_to(b"two", to).unwrap();
+            assert_eq!(receiver.join().unwrap(), (b"two".to_vec(), from));
+
+            receives.push(Op::Read, [Fault::SpuriousReadiness]);
+            let before = receives.attempts(Op::Read);
+            let receiver = recv(&server);
+            wait_for("the spurious readiness injected", || {
+                receives.hits(Op::Read, Fault::SpuriousReadiness) == 1
+            });
+            let attempts = assert_parked(&receives, Op::Read, &receiver) - before;
+            assert!(
+                attempts >= 2,
+                "the readiness was not acted on: {attempts} attempt(s)"
+            );
+            client.send_to(b"three", to).unwrap();
+            assert_eq!(receiver.join().unwrap(), (b"three".to_vec(), from));
+
+            sends.push(
+                Op::Write,
+                [Fault::Errno(libc::EINTR), Fault::Errno(libc::ENOBUFS)],
+            );
+            let err = client
+                .send_to(b"lost", to)
+                .expect_err("ENOBUFS reaches the caller");
+            assert_eq!(err.raw_os_error(), Some(libc::ENOBUFS));
+            assert_eq!(sends.hits(Op::Write, Fault::Errno(libc::EINTR)), 1);
+            sends.push(Op::Write, [Fault::SpuriousReadiness]);
+            assert_eq!(client.send_to(b"four", to).unwrap(), 4);
+            assert_eq!(sends.hits(Op::Write, Fault::SpuriousReadiness), 1);
+            let mut buf = [0u8; 16];
+            let (n, _) = server.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"four", "the datagram that failed was not sent");
+            assert_eq!(
+                (receives.pending(Op::Read), sends.pending(Op::Write)),
+                (0, 0)
+            );
+            drop((receives, sends));
+
+            let (a, b) = UnixDatagram::pair().unwrap();
+            let unix = Injector::arm(&b);
+            a.send(b"unix").unwrap();
+            unix.push(Op::Read, [Fault::Errno(libc::EINTR)]);
+            let n = b.recv(&mut buf).expect("EINTR is retried");
+            assert_eq!(&buf[..n], b"unix");
+            assert_eq!(unix.hits(Op::Read, Fault::Errno(libc::EINTR)), 1);
+            drop(unix);
+        });
     });
 }

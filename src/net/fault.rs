@@ -26,7 +26,11 @@
 //! - [`Op::Read`] and [`Op::Write`]: the closures of `Read::read`,
 //!   `Read::read_vectored`, `Write::write` and `Write::write_vectored` on
 //!   `TcpStream` and `UnixStream` (so also `read_exact`, `write_all`), run
-//!   by `Source::do_stream_io`. `peek`, connects and UDP are not hooked.
+//!   by `Source::do_stream_io`; and, through `Source::do_scripted_io`,
+//!   `TcpStream::peek` ([`Op::Read`]) and the datagram sockets' calls
+//!   (`UdpSocket` and `UnixDatagram`: `recv`, `recv_from`, `peek_from`
+//!   are [`Op::Read`], `send` and `send_to` [`Op::Write`]). Connects are
+//!   not hooked.
 //!
 //! An attempt of an armed operation whose queue is empty makes the real
 //! syscall; every attempt, injected or real, is counted
@@ -70,9 +74,9 @@ use super::source::Source;
 pub enum Op {
     /// `accept` on a listener.
     Accept,
-    /// `Read::read` on a stream.
+    /// A stream's reads, a peek, a datagram's receives.
     Read,
-    /// `Write::write` on a stream.
+    /// A stream's writes, a datagram's sends.
     Write,
 }
 
@@ -243,6 +247,25 @@ pub(crate) fn write_vectored<'b, S: AsRawFd>(
         Some(Fault::ShortWrite) => bufs.iter().find(|buf| !buf.is_empty()).map(|buf| &buf[..1]),
         _ => None,
     })
+}
+
+/// The hook of a datagram's send or receive and of a peek
+/// (`Source::do_scripted_io`): the scripted error, if any.
+///
+/// # Panics
+///
+/// On a [`Fault::ShortWrite`]: a datagram is sent whole or not at all.
+pub(crate) fn message<S: AsRawFd>(source: &Source<S>, direction: Direction) -> io::Result<()> {
+    let op = match direction {
+        Direction::Read => Op::Read,
+        Direction::Write => Op::Write,
+    };
+    match strike(source, op)? {
+        Some(Fault::ShortWrite) => {
+            panic!("Fault::ShortWrite is for streams: a datagram is sent whole")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The hook of `accept_with_backoff`'s back-off.

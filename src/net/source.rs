@@ -134,6 +134,22 @@ impl<S: AsRawFd> Source<S> {
         self.do_io_until_drained(direction, op, |_| false)
     }
 
+    /// [`do_io`](Self::do_io) for a datagram's send or receive, or a peek:
+    /// with the `fault-injection` feature, `op` meets the socket's
+    /// scripted faults first (`net::fault`, TESTING.md 6.9), as the stream
+    /// reads and writes do; without it, `do_io` itself.
+    pub(crate) fn do_scripted_io<R>(
+        &self,
+        direction: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.do_io(direction, |s| {
+            #[cfg(feature = "fault-injection")]
+            super::fault::message(self, direction)?;
+            op(s)
+        })
+    }
+
     /// [`do_io`](Self::do_io) for a stream read or write of `len` bytes: a
     /// short transfer (`0 < n < len`) is the kernel saying the receive
     /// buffer is now empty (or the send buffer full), so the direction is

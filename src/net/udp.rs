@@ -63,7 +63,7 @@ impl UdpSocket {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
         self.source
-            .do_io(Direction::Write, |s| s.send_to(buf, addr))
+            .do_scripted_io(Direction::Write, |s| s.send_to(buf, addr))
     }
 
     /// Receives a datagram and its sender's address, parking until one
@@ -83,7 +83,8 @@ impl UdpSocket {
     /// });
     /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.do_io(Direction::Read, |s| s.recv_from(buf))
+        self.source
+            .do_scripted_io(Direction::Read, |s| s.recv_from(buf))
     }
 
     /// As [`recv_from`](Self::recv_from), leaving the datagram queued.
@@ -103,7 +104,8 @@ impl UdpSocket {
     /// });
     /// ```
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.do_io(Direction::Read, |s| s.peek_from(buf))
+        self.source
+            .do_scripted_io(Direction::Read, |s| s.peek_from(buf))
     }
 
     /// Sets the default peer for [`send`](Self::send) and filters what
@@ -142,7 +144,8 @@ impl UdpSocket {
     /// });
     /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source.do_io(Direction::Write, |s| s.send(buf))
+        self.source
+            .do_scripted_io(Direction::Write, |s| s.send(buf))
     }
 
     /// Receives from the connected peer, parking until a datagram arrives.
@@ -168,7 +171,7 @@ impl UdpSocket {
     /// });
     /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.do_io(Direction::Read, |s| s.recv(buf))
+        self.source.do_scripted_io(Direction::Read, |s| s.recv(buf))
     }
 
     socket_methods! {

@@ -139,7 +139,7 @@ impl UnixDatagram {
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
         self.source
-            .do_io(Direction::Write, |s| s.send_to(buf, path))
+            .do_scripted_io(Direction::Write, |s| s.send_to(buf, path))
     }
 
     /// Sends to the connected peer, parking while its queue is full.
@@ -156,7 +156,8 @@ impl UnixDatagram {
     /// });
     /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source.do_io(Direction::Write, |s| s.send(buf))
+        self.source
+            .do_scripted_io(Direction::Write, |s| s.send(buf))
     }
 
     /// Receives a datagram and its sender's address, parking until one
@@ -176,7 +177,8 @@ impl UnixDatagram {
     /// });
     /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.do_io(Direction::Read, |s| s.recv_from(buf))
+        self.source
+            .do_scripted_io(Direction::Read, |s| s.recv_from(buf))
     }
 
     /// Receives a datagram, parking until one arrives.
@@ -193,7 +195,7 @@ impl UnixDatagram {
     /// });
     /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.do_io(Direction::Read, |s| s.recv(buf))
+        self.source.do_scripted_io(Direction::Read, |s| s.recv(buf))
     }
 
     socket_methods! {

@@ -334,7 +334,7 @@ impl TcpStream {
     /// });
     /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.do_io(Direction::Read, |s| s.peek(buf))
+        self.source.do_scripted_io(Direction::Read, |s| s.peek(buf))
     }
 
     socket_methods! {
