@@ -314,10 +314,12 @@ impl Drop for Runtime {
         }
         shared.drain_injector();
         shared.blocking.shutdown();
-        // The workers' stack caches went back to the pools when their
-        // threads exited. A handle or an actor's `Addr` may keep `Shared`
-        // (and so the pools) alive long after this: give their memory back
-        // now, keeping only the address space.
+        // The last worker to finish its shutdown trimmed the pools
+        // already (`Worker::run_loop`); this catches any stack its thread
+        // cache, or another worker's, gave back at thread exit after that.
+        // A handle or an actor's `Addr` may keep `Shared` (and so the
+        // pools) alive long after this: their memory goes back now,
+        // keeping only the address space.
         shared.trim_pools();
     }
 }
