@@ -31,17 +31,27 @@
 //! # Layout
 //!
 //! A ring of a million fibers touches a different, cold channel on every
-//! hop, so what a hand-off reads is packed into one cache line: the
-//! channel of `bounded` and `unbounded` is 64-byte aligned
-//! ([`AlignedChan`]), and its first line holds the lock flag, the
-//! disconnection flags and the front waiter of each side (an entry is two
-//! words; the rest of a side's queue is boxed, allocated only when a
-//! second waiter comes). The value queue and the capacity come next.
+//! hop, so what a hand-off reads is packed into the channel's first 64
+//! bytes: the lock flag, the disconnection flags and the front waiter of
+//! each side (an entry is two words; the rest of a side's queue is boxed,
+//! allocated only when a second waiter comes). The value queue and the
+//! capacity come next.
 //!
-//! A oneshot's channel is not aligned and allocates no queue buffer until a
-//! value has to wait in it: one is made per request (`Addr::ask`), and an
-//! over-aligned allocation takes glibc's `memalign` path, about 900
-//! instructions against about 60 for a plain `malloc` and its `free`.
+//! The channel is not aligned to a cache line, so those bytes may span
+//! two. It was aligned, and that cost more than it saved:
+//! - an over-aligned allocation takes glibc's `memalign` path: a
+//!   `bounded(1)` made, used once and dropped took 1,465 instructions,
+//!   now 814 (one `Addr::ask` makes a oneshot);
+//! - the fragments `memalign` leaves spread a ring's channels and tasks
+//!   apart, by how much depends on the size of the fibers' closures: 448
+//!   to 512 bytes a fiber against 304 now, for one of 32 bytes, whose ring
+//!   of 100,000 then ran at 322 ns/hop on two workers, now 243. For the
+//!   comparison runner's ring the two layouts run alike; callgrind's cache
+//!   model, which has no prefetcher, counts one miss a hop more now.
+//!
+//! A channel of capacity 0 or 1 (a rendezvous, `bounded(1)`, a oneshot)
+//! makes no queue buffer until a value has to wait in it: most of its
+//! values go straight to a waiting receiver.
 //!
 //! # Disconnection
 //!
@@ -53,7 +63,6 @@
 //! channel.
 
 use std::collections::VecDeque;
-use std::ops::Deref;
 use std::pin::{Pin, pin};
 use std::time::Instant;
 
@@ -141,34 +150,14 @@ enum Took<T> {
     Disconnected,
 }
 
-/// A channel starting on a cache line of its own: the shared state of
-/// `bounded` and `unbounded` (see "Layout" in the module doc).
-#[repr(C, align(64))]
-pub(crate) struct AlignedChan<T>(Chan<T>);
-
-impl<T> AlignedChan<T> {
-    pub(crate) fn new(cap: usize) -> AlignedChan<T> {
-        AlignedChan(Chan::with_queue(cap, VecDeque::with_capacity(cap.min(64))))
-    }
-}
-
-impl<T> Deref for AlignedChan<T> {
-    type Target = Chan<T>;
-
-    #[inline]
-    fn deref(&self) -> &Chan<T> {
-        &self.0
-    }
-}
-
 impl<T> Chan<T> {
-    /// A oneshot's channel: capacity 1, no queue buffer until a value
-    /// waits in it (see "Layout" in the module doc).
-    pub(crate) fn oneshot() -> Chan<T> {
-        Chan::with_queue(1, VecDeque::new())
-    }
-
-    fn with_queue(cap: usize, queue: VecDeque<T>) -> Chan<T> {
+    pub(crate) fn new(cap: usize) -> Chan<T> {
+        // See "Layout" in the module doc.
+        let queue = if cap <= 1 {
+            VecDeque::new()
+        } else {
+            VecDeque::with_capacity(cap.min(64))
+        };
         Chan {
             inner: SpinLock::new(Inner {
                 queued: false,
@@ -540,12 +529,11 @@ impl<T> Queue for Side<'_, T> {
 mod tests {
     use super::*;
 
-    /// The fields a hand-off reads share the first cache line of a
-    /// `bounded` or `unbounded` channel.
+    /// The fields a hand-off reads are in the channel's first 64 bytes,
+    /// and the channel takes a plain allocation (no `memalign`).
     #[test]
-    fn a_hand_off_reads_one_cache_line() {
-        assert_eq!(std::mem::align_of::<AlignedChan<u64>>(), 64);
-        assert_eq!(std::mem::offset_of!(AlignedChan<u64>, 0), 0);
+    fn a_hand_off_reads_the_first_64_bytes() {
+        assert!(std::mem::align_of::<Chan<u64>>() <= 16);
         assert_eq!(std::mem::offset_of!(Chan<u64>, inner), 0);
         // The lock's flag, then `Inner` at the lock's first aligned word.
         let inner = std::mem::align_of::<Inner<u64>>();
@@ -555,15 +543,17 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Inner<u64>, no_senders), 0);
     }
 
-    /// A oneshot's channel takes a plain allocation (no `memalign`) and
-    /// no queue buffer until a value waits in it.
+    /// A channel of capacity 0 or 1 makes its queue buffer only when a
+    /// value waits in it; a larger one makes it at once.
     #[test]
-    fn a_oneshot_channel_allocates_only_when_a_value_waits() {
-        assert!(std::mem::align_of::<Chan<u64>>() <= 16);
-        let chan = Chan::<u64>::oneshot();
-        assert_eq!(chan.lock().queue.capacity(), 0);
-        assert!(chan.try_send(7).is_ok());
-        assert!(chan.lock().queue.capacity() >= 1);
-        assert_eq!(chan.try_recv(), Ok(7));
+    fn a_small_channel_allocates_its_queue_only_when_a_value_waits() {
+        for cap in [0, 1] {
+            assert_eq!(Chan::<u64>::new(cap).lock().queue.capacity(), 0);
+        }
+        let one = Chan::<u64>::new(1);
+        assert!(one.try_send(7).is_ok());
+        assert!(one.lock().queue.capacity() >= 1);
+        assert_eq!(one.try_recv(), Ok(7));
+        assert!(Chan::<u64>::new(8).lock().queue.capacity() >= 8);
     }
 }

@@ -68,7 +68,7 @@ mod waiters;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use self::channel::AlignedChan;
+use self::channel::Chan;
 pub use self::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -108,7 +108,7 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 fn new<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    let chan = Arc::new(AlignedChan::new(cap));
+    let chan = Arc::new(Chan::new(cap));
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
@@ -122,7 +122,7 @@ fn new<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
 /// ```
 pub struct Sender<T> {
-    pub(crate) chan: Arc<AlignedChan<T>>,
+    pub(crate) chan: Arc<Chan<T>>,
 }
 
 /// The receiving end of a channel; clone it for more receivers (each value
@@ -137,7 +137,7 @@ pub struct Sender<T> {
 /// assert_eq!(rx2.recv(), Ok(2));
 /// ```
 pub struct Receiver<T> {
-    pub(crate) chan: Arc<AlignedChan<T>>,
+    pub(crate) chan: Arc<Chan<T>>,
 }
 
 impl<T> Sender<T> {

@@ -25,7 +25,7 @@ use crate::loom::sync::Arc;
 /// assert_eq!(answer, 42);
 /// ```
 pub fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
-    let chan = Arc::new(Chan::oneshot());
+    let chan = Arc::new(Chan::new(1));
     (
         Sender { chan: chan.clone() },
         Receiver {
