@@ -181,6 +181,45 @@ fn recycling_is_lifo_through_the_shared_pool() {
     assert_eq!(pool.get().unwrap().base(), last);
 }
 
+/// Two threads that carve new stacks by turns each carve from a slab of
+/// their own: each one's stacks are neighbouring slots, and the two runs
+/// do not interleave (a fiber ring split between two workers runs faster
+/// so; see `Shared::take`).
+#[test]
+fn threads_carving_by_turns_carve_from_slabs_of_their_own() {
+    for mode in modes() {
+        let pool = pool(mode, 16 * KIB);
+        let turn = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let carve = |turn: std::sync::Arc<std::sync::Barrier>, pool: StackPool| {
+            move || {
+                let mut held = Vec::new();
+                for _ in 0..8 {
+                    turn.wait();
+                    held.push(pool.get().unwrap());
+                }
+                let mut bases: Vec<usize> =
+                    held.iter().map(|s| s.base().as_ptr() as usize).collect();
+                bases.sort_unstable();
+                turn.wait(); // both have carved all they hold
+                bases
+            }
+        };
+        let a = std::thread::spawn(carve(turn.clone(), pool.clone()));
+        let b = std::thread::spawn(carve(turn, pool.clone()));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        let stride = pool.stack_size() + pool.guard_size();
+        for bases in [&a, &b] {
+            for pair in bases.windows(2) {
+                assert_eq!(pair[1] - pair[0], stride, "{mode:?}: {bases:x?}");
+            }
+        }
+        assert!(
+            a.last() < b.first() || b.last() < a.first(),
+            "{mode:?}: interleaved: {a:x?} and {b:x?}"
+        );
+    }
+}
+
 #[test]
 fn stacks_of_two_pools_do_not_mix() {
     let a = pool(GuardMode::GuardInstall, 16 * KIB);

@@ -99,7 +99,7 @@ impl ThreadCache {
             return Ok(unsafe { Stack::from_raw(top, owner) });
         }
         self.scratch.clear();
-        pool.take(BATCH, &mut self.scratch)?;
+        pool.take(BATCH, Some(&self.len), &mut self.scratch)?;
         // `scratch` is hottest first: hand out the hottest, and push the
         // rest coldest first so the next hottest ends on top.
         let hottest = self.scratch[0];
@@ -182,7 +182,7 @@ pub(crate) fn get(pool: &Arc<Shared>) -> Result<Stack, StackError> {
         Ok(None) | Err(_) => {
             super::ensure_thread_altstack();
             let mut top = Vec::with_capacity(1);
-            pool.take(1, &mut top)?;
+            pool.take(1, None, &mut top)?;
             // SAFETY: `take` removed the slot from the shared free lists.
             Ok(unsafe { Stack::from_raw(top[0], Arc::clone(pool)) })
         }
