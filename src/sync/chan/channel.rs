@@ -43,10 +43,11 @@
 //!   `bounded(1)` made, used once and dropped took 1,465 instructions,
 //!   now 814 (one `Addr::ask` makes a oneshot);
 //! - the fragments `memalign` leaves spread a ring's channels and tasks
-//!   apart, by how much depends on the size of the fibers' closures: 448
-//!   to 512 bytes a fiber against 304 now, for one of 32 bytes, whose ring
-//!   of 100,000 then ran at 322 ns/hop on two workers, now 243. For the
-//!   comparison runner's ring the two layouts run alike; callgrind's cache
+//!   apart (448 to 512 bytes a fiber against 304 now, for closures of 32
+//!   bytes), and gaps between a ring's heap objects cost every hop time
+//!   (the README, on the ring rows). Whether the ring's hop itself got
+//!   faster could not be told: the two builds differ by less than builds
+//!   that differ only in where their code lies do, and callgrind's cache
 //!   model, which has no prefetcher, counts one miss a hop more now.
 //!
 //! A channel of capacity 0 or 1 (a rendezvous, `bounded(1)`, a oneshot)
