@@ -220,6 +220,44 @@ fn threads_carving_by_turns_carve_from_slabs_of_their_own() {
     }
 }
 
+/// Past 64 threads carving at once, threads share slabs: a pool used by
+/// many threads does not map a slab (up to 1 GiB of address space) for
+/// each.
+#[test]
+fn many_threads_carving_at_once_share_slabs_past_64() {
+    let pool = pool(GuardMode::GuardInstall, 16 * KIB);
+    if pool.guard_mode() != GuardMode::GuardInstall {
+        return; // mprotect mode counts a mapping per guard, not per slab
+    }
+    let threads = 80;
+    let all = std::sync::Arc::new(std::sync::Barrier::new(threads + 1));
+    let carvers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (all, pool) = (all.clone(), pool.clone());
+            std::thread::spawn(move || {
+                all.wait();
+                let stack = pool.get().unwrap();
+                all.wait(); // every thread holds its stack
+                all.wait(); // the main thread has counted
+                drop(stack);
+            })
+        })
+        .collect();
+    all.wait();
+    all.wait();
+    let stats = pool.stats();
+    all.wait();
+    for carver in carvers {
+        carver.join().unwrap();
+    }
+    assert_eq!(stats.live, threads);
+    assert!(
+        stats.mappings <= 64 + 2,
+        "{} slabs for {threads} stacks",
+        stats.mappings
+    );
+}
+
 #[test]
 fn stacks_of_two_pools_do_not_mix() {
     let a = pool(GuardMode::GuardInstall, 16 * KIB);

@@ -46,6 +46,22 @@ struct State {
     caches: Vec<Arc<AtomicUsize>>,
 }
 
+/// How many slabs with uncarved slots a pool keeps at most: one for each
+/// thread that carves, up to this many, after which threads share one.
+/// Each open slab is a mapping of up to 1 GiB of address space, so a pool
+/// used by a thousand threads must not make one each.
+const MAX_OPEN_SLABS: usize = 64;
+
+/// How many times the stacks a pool has carved have doubled past the first
+/// slab's 16: a new slab holds about as many stacks as were carved before
+/// it, however many threads carve (one thread alone gets the slabs of 16,
+/// 32, 64 ... stacks it always got).
+fn doublings(carved: usize) -> usize {
+    (carved / 16)
+        .checked_ilog2()
+        .map_or(0, |log| log as usize + 1)
+}
+
 /// A slab with uncarved slots.
 #[derive(Debug)]
 struct OpenSlab {
@@ -117,22 +133,27 @@ impl Shared {
     }
 
     /// Carves a new stack from `carver`'s slab, else from a slab nobody
-    /// carves from (which becomes `carver`'s), else from a new slab.
+    /// carves from (which becomes `carver`'s), else from a new slab; past
+    /// [`MAX_OPEN_SLABS`], from the newest open slab, shared.
     fn carve(&self, state: &mut State, carver: Option<usize>) -> Result<usize, StackError> {
         let open = state.open.iter().position(|o| o.carver == carver);
-        let open = match open.or_else(|| state.open.iter().position(|o| o.carver.is_none())) {
-            Some(i) => i,
+        let open = open.or_else(|| state.open.iter().position(|o| o.carver.is_none()));
+        let open = match open {
+            Some(i) => {
+                state.open[i].carver = carver;
+                i
+            }
+            None if state.open.len() >= MAX_OPEN_SLABS => state.open.len() - 1,
             None => {
-                let slots = Slab::slots_for(state.slabs.len(), self.geometry.stride);
+                let slots = Slab::slots_for(doublings(state.carved), self.geometry.stride);
                 let slab =
                     Slab::map(&self.geometry, slots).map_err(|e| self.carve_error(state, e))?;
                 state.slabs.push(slab);
                 let slab = state.slabs.len() - 1;
-                state.open.push(OpenSlab { slab, carver: None });
+                state.open.push(OpenSlab { slab, carver });
                 state.open.len() - 1
             }
         };
-        state.open[open].carver = carver;
         let slab = state.open[open].slab;
         let carved = state.slabs[slab].carve(&self.geometry);
         let top = carved.map_err(|e| self.carve_error(state, e))?;

@@ -160,8 +160,9 @@ pub(crate) struct Slab {
 }
 
 impl Slab {
-    /// How many slots the `n`th slab (from 0) of a pool holds: 16, doubling,
-    /// until a slab would pass about 1 GiB; at least one.
+    /// How many slots a slab mapped after `n` doublings of a pool's stacks
+    /// holds (see `pool.rs`): 16, doubling, until a slab would pass about
+    /// 1 GiB; at least one.
     pub(crate) fn slots_for(n: usize, stride: usize) -> usize {
         const FIRST: usize = 16;
         const MAX_SLAB_BYTES: usize = 1 << 30;
