@@ -20,9 +20,10 @@
 //! Stacks are carved from *slabs*, large anonymous mappings (`MAP_STACK`,
 //! `MAP_NORESERVE`, `MADV_NOHUGEPAGE`) whose pages the kernel commits only
 //! when touched: a fiber's memory cost is the pages its frames reached. The
-//! first slab of a pool holds 16 stacks, each next one twice as many, up to
-//! about 1 GiB of address space per slab, so a million stacks take a few
-//! dozen mappings. Each thread cache carves from a slab of its own, so the
+//! first slab of a pool holds 16 stacks, each next one about as many as the
+//! pool carved before it, up to about 1 GiB of address space per slab, so
+//! a million stacks take a few dozen mappings. Each thread cache carves
+//! from a slab of its own (up to 64 at once, then they share), so the
 //! stacks a worker carves are neighbours. Each slot of a slab is a guard
 //! region below a usable stack, whose top 64 bytes are a header naming the
 //! fiber that owns it:
