@@ -52,16 +52,6 @@ struct State {
 /// used by a thousand threads must not make one each.
 const MAX_OPEN_SLABS: usize = 64;
 
-/// How many times the stacks a pool has carved have doubled past the first
-/// slab's 16: a new slab holds about as many stacks as were carved before
-/// it, however many threads carve (one thread alone gets the slabs of 16,
-/// 32, 64 ... stacks it always got).
-fn doublings(carved: usize) -> usize {
-    (carved / 16)
-        .checked_ilog2()
-        .map_or(0, |log| log as usize + 1)
-}
-
 /// A slab with uncarved slots.
 #[derive(Debug)]
 struct OpenSlab {
@@ -145,7 +135,7 @@ impl Shared {
             }
             None if state.open.len() >= MAX_OPEN_SLABS => state.open.len() - 1,
             None => {
-                let slots = Slab::slots_for(doublings(state.carved), self.geometry.stride);
+                let slots = Slab::slots_after(state.carved, self.geometry.stride);
                 let slab =
                     Slab::map(&self.geometry, slots).map_err(|e| self.carve_error(state, e))?;
                 state.slabs.push(slab);

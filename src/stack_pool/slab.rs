@@ -160,10 +160,20 @@ pub(crate) struct Slab {
 }
 
 impl Slab {
+    /// How many slots a pool's next slab holds once it has carved `carved`
+    /// stacks: about as many as were carved before it, however many
+    /// threads carve (one thread alone gets slabs of 16, 32, 64 ...).
+    pub(crate) fn slots_after(carved: usize, stride: usize) -> usize {
+        let doublings = (carved / 16)
+            .checked_ilog2()
+            .map_or(0, |log| log as usize + 1);
+        Slab::slots_for(doublings, stride)
+    }
+
     /// How many slots a slab mapped after `n` doublings of a pool's stacks
-    /// holds (see `pool.rs`): 16, doubling, until a slab would pass about
-    /// 1 GiB; at least one.
-    pub(crate) fn slots_for(n: usize, stride: usize) -> usize {
+    /// holds: 16, doubling, until a slab would pass about 1 GiB; at least
+    /// one.
+    fn slots_for(n: usize, stride: usize) -> usize {
         const FIRST: usize = 16;
         const MAX_SLAB_BYTES: usize = 1 << 30;
         let cap = (MAX_SLAB_BYTES / stride).max(1);
@@ -278,11 +288,17 @@ mod tests {
         assert_eq!(Slab::slots_for(usize::MAX, stride), (1 << 30) / stride);
         // A 1 GiB stack still gets a slab of one slot.
         assert_eq!(Slab::slots_for(0, (1 << 30) + 4096), 1);
+        // One thread carving gets the slabs of 16, 32, 64 ... stacks.
+        let mut total = 0;
+        for n in 0..12 {
+            assert_eq!(Slab::slots_after(total, stride), Slab::slots_for(n, stride));
+            total += Slab::slots_for(n, stride);
+        }
         // A million 16 KiB stacks need a few dozen slabs, not thousands.
         let mut total = 0;
         let mut slabs = 0;
         while total < 1_000_000 {
-            total += Slab::slots_for(slabs, stride);
+            total += Slab::slots_after(total, stride);
             slabs += 1;
         }
         assert!(slabs < 40, "{slabs} slabs");
