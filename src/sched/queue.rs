@@ -4,6 +4,13 @@
 //!   started, or between runs). LIFO for its owner, so fork-join work runs
 //!   depth-first and few fibers are alive at once; [`Stealer`]s take the
 //!   oldest from the other end.
+//! - A thief runs what it stole oldest first, in spawn order, as Go's and
+//!   tokio's thieves do ([`Stealer::steal_batch_and_pop`]). crossbeam's own
+//!   batch steal from a LIFO deque keeps the victim's order instead, newest
+//!   first, so fibers spawned in a row started on the thief in runs of 32
+//!   backwards: their stacks, carved in the order fibers start, then lay
+//!   in a zigzag along the row, and a ring of fibers that crossed them ran
+//!   20% to 40% slower per hop on the thief than on the victim.
 //! - [`Injector`]: the global FIFO for work from outside the workers.
 //!
 //! Under `--cfg loom` crossbeam-deque (whose atomics loom cannot see) is
@@ -15,6 +22,10 @@ mod imp {
     use crossbeam_deque::{
         Injector as CbInjector, Steal, Stealer as CbStealer, Worker as CbWorker,
     };
+
+    /// At most this many tasks are taken by one steal from a worker (the
+    /// one returned and the rest moved), as crossbeam's batch steals.
+    const STEAL_BATCH: usize = 32;
 
     /// Repeats a steal while crossbeam asks for a retry (a concurrent
     /// operation moved the ends under us), as crossbeam's `find_task` does.
@@ -73,9 +84,30 @@ mod imp {
             retry(|| self.0.steal())
         }
 
-        /// Moves about half the tasks into `dest` and returns one of them.
+        /// Takes about half the tasks (at most [`STEAL_BATCH`]), oldest
+        /// first: returns the oldest and moves the others into `dest` so
+        /// that its owner pops them in the order they were pushed here.
+        ///
+        /// One at a time, under one epoch pin: a batch steal from a LIFO
+        /// deque costs a CAS per task in crossbeam too, and this was no
+        /// slower (measured: about 20 ns a task either way, uncontended).
         pub(crate) fn steal_batch_and_pop(&self, dest: &LocalQueue<T>) -> Option<T> {
-            retry(|| self.0.steal_batch_and_pop(&dest.0))
+            let _pin = crossbeam_epoch::pin();
+            let oldest = self.steal()?;
+            let mut batch: [Option<T>; STEAL_BATCH - 1] = [const { None }; STEAL_BATCH - 1];
+            let want = (self.0.len() / 2).min(batch.len());
+            let mut taken = 0;
+            while taken < want
+                && let Some(task) = self.steal()
+            {
+                batch[taken] = Some(task);
+                taken += 1;
+            }
+            // The owner's end is LIFO: the next oldest goes on top.
+            for task in batch[..taken].iter_mut().rev().filter_map(Option::take) {
+                dest.push(task);
+            }
+            Some(oldest)
         }
 
         pub(crate) fn is_empty(&self) -> bool {
@@ -154,6 +186,8 @@ mod imp {
         pub(crate) fn steal(&self) -> Option<T> {
             self.0.lock().pop_front()
         }
+        /// As the real one: the oldest returned, the next ones moved so
+        /// that `dest`'s owner pops them oldest first.
         pub(crate) fn steal_batch_and_pop(&self, dest: &LocalQueue<T>) -> Option<T> {
             let mut src = self.0.lock();
             let first = src.pop_front()?;
@@ -161,8 +195,8 @@ mod imp {
             let moved: Vec<T> = src.drain(..batch).collect();
             drop(src);
             let mut dest = dest.0.lock();
-            for task in moved {
-                dest.push_front(task);
+            for task in moved.into_iter().rev() {
+                dest.push_back(task);
             }
             Some(first)
         }
@@ -194,3 +228,43 @@ mod imp {
 }
 
 pub(crate) use imp::{Injector, LocalQueue, Stealer};
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::LocalQueue;
+
+    #[test]
+    fn a_thief_runs_a_stolen_batch_oldest_first() {
+        let victim = LocalQueue::new();
+        for n in 0..100 {
+            victim.push(n);
+        }
+        let thief = LocalQueue::new();
+        let first = victim.stealer().steal_batch_and_pop(&thief);
+        assert_eq!(first, Some(0), "the oldest task runs first");
+        let mut rest = Vec::new();
+        while let Some(n) = thief.pop() {
+            rest.push(n);
+        }
+        let expected: Vec<i32> = (1..=rest.len() as i32).collect();
+        assert_eq!(rest, expected, "then the next oldest, in spawn order");
+        assert!(
+            (20..32).contains(&rest.len()),
+            "about half of what is left, at most 31: took {}",
+            rest.len()
+        );
+        // The victim keeps the rest, its own order untouched.
+        assert_eq!(victim.pop(), Some(99));
+        assert_eq!(victim.stealer().steal(), Some(rest.len() as i32 + 1));
+    }
+
+    #[test]
+    fn a_steal_from_an_empty_or_single_task_queue() {
+        let victim = LocalQueue::<u8>::new();
+        let thief = LocalQueue::new();
+        assert_eq!(victim.stealer().steal_batch_and_pop(&thief), None);
+        victim.push(7);
+        assert_eq!(victim.stealer().steal_batch_and_pop(&thief), Some(7));
+        assert!(thief.is_empty() && victim.is_empty());
+    }
+}
