@@ -7,12 +7,14 @@
 mod actor_util;
 mod support;
 
+use std::cell::Cell;
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use actor_util::{Event, Gate, Log, Msg, Probe, job, runtime, send};
 use support::{Counter, DropToken};
-use weft::actor::{self, Actor, Context, StopReason};
+use weft::actor::{self, Actor, Context, Reply, StopReason};
 
 // ---------------------------------------------------------------------------
 // send / try_send
@@ -374,5 +376,68 @@ fn messages_from_one_sender_are_handled_in_order() {
                 SENDERS * EACH
             );
         }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// activations: when an actor keeps its fiber
+// ---------------------------------------------------------------------------
+
+/// Counts the asks one activation (one fiber) of [`Tally`] answered.
+struct Activation {
+    asks: Cell<u64>,
+}
+
+impl Drop for Activation {
+    fn drop(&mut self) {
+        ACTIVATIONS_ENDED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+static ACTIVATIONS_ENDED: AtomicUsize = AtomicUsize::new(0);
+
+weft::fiber_local! {
+    static ACTIVATION: Activation = Activation { asks: Cell::new(0) };
+}
+
+/// Answers each ask with how many asks its current fiber has answered.
+struct Tally;
+
+impl Actor for Tally {
+    type Msg = Reply<u64>;
+    fn handle(&mut self, reply: Reply<u64>, _: &mut Context<Self>) {
+        let asks = ACTIVATION.with(|a| {
+            a.asks.set(a.asks.get() + 1);
+            a.asks.get()
+        });
+        reply.send(asks);
+    }
+}
+
+/// A fiber that keeps asking an actor on its worker finds the actor on the
+/// fiber that answered it last, not on a fresh one per ask; once the asks
+/// stop, the actor goes idle (its fiber ends, dropping its fiber-locals),
+/// and the next ask starts a new fiber.
+#[test]
+fn an_actor_asked_again_and_again_keeps_its_fiber_until_the_asks_stop() {
+    support::bounded(|| {
+        let rt = runtime(1);
+        rt.block_on(|| {
+            let tally = actor::spawn(Tally);
+            let answers: Vec<u64> = (0..200).map(|_| tally.ask(|r| r).unwrap()).collect();
+            let expected: Vec<u64> = (1..=200).collect();
+            assert_eq!(answers, expected, "one fiber answered every ask");
+            // Nothing asks now: the actor's next look at its mailbox finds
+            // it empty, and it goes idle.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ACTIVATIONS_ENDED.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "the actor never went idle");
+                weft::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(ACTIVATIONS_ENDED.load(Ordering::SeqCst), 1);
+            assert_eq!(tally.ask(|r| r), Ok(1), "a new fiber after idling");
+            tally.stop();
+            tally.join();
+        });
     });
 }
