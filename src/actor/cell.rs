@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::context::Context;
 use super::link::{ActorRef, Control, StopReason};
-use super::mailbox::{Envelope, Kill, Mailbox, Signal};
+use super::mailbox::{Envelope, IfNone, Kill, Mailbox, Signal};
 use super::{Actor, ActorId, registry};
 use crate::fiber::task::{Body, BodyEnd, Outcome, TaskCell, TaskRef};
 use crate::sched::Shared;
@@ -109,8 +109,10 @@ impl<A: Actor> Body for ActorCell<A> {
             stop(self, &me, slot, reason, VecDeque::new());
             return BodyEnd::Exit;
         }
+        // One batch buffer for the whole run, swapped with the mailbox's
+        // (`Mailbox::take_batch`).
+        let mut batch = VecDeque::new();
         loop {
-            let mut batch = VecDeque::new();
             if let Some(reason) = self.mailbox.take_batch(&mut batch, BATCH) {
                 stop(self, &me, slot, reason, batch);
                 return BodyEnd::Exit;
@@ -169,18 +171,29 @@ impl<A: Actor> Body for ActorCell<A> {
             // message pushed after this look finds the task RUNNING and
             // leaves a token, which the worker's move to idle turns into a
             // reschedule.
-            if !self.mailbox.has_work() {
-                // A reply to an `ask` woke the asker here, and it runs next:
-                // let it run first, then look again. An asker that asks
-                // again finds the actor on the same fiber, as two fibers
-                // talking over channels would, instead of waking a fresh
-                // one each time (a stack taken and given back, a fiber
-                // started and ended: the comparison runner's actor_ask went
-                // from 400 to 240 ns). One look that finds nothing ends it.
-                if crate::fiber::current::yield_to_woken() && self.mailbox.has_work() {
-                    continue;
+            //
+            // But if a reply to an `ask` woke the asker here, it runs next:
+            // let it run first, then look again. An asker that asks again
+            // finds the actor on the same fiber, as two fibers talking over
+            // channels would, instead of waking a fresh one each time (a
+            // stack taken and given back, a fiber started and ended: the
+            // comparison runner's actor_ask went from 400 to 240 ns). One
+            // look that finds nothing ends it. The look that ends it also
+            // frees the mailbox's spare buffer: an idle actor keeps none.
+            let asker_runs_next = crate::fiber::current::woken_waits();
+            let if_none = if asker_runs_next {
+                IfNone::KeepBuffer
+            } else {
+                IfNone::DropBuffer
+            };
+            if !self.mailbox.has_work(if_none) {
+                if !(asker_runs_next
+                    && crate::fiber::current::yield_to_woken()
+                    && self.mailbox.has_work(IfNone::DropBuffer))
+                {
+                    return BodyEnd::Idle;
                 }
-                return BodyEnd::Idle;
+                continue;
             }
             // More waits: yield, so that the work already queued on this
             // worker (actors this one woke, say) runs before the next batch;

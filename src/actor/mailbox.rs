@@ -51,6 +51,16 @@ pub(crate) enum Kill {
 
 const NOT_KILLED: u8 = 0;
 
+/// What [`Mailbox::has_work`] does with the queue's spare buffer when
+/// nothing waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfNone {
+    /// Keep it: the actor looks again soon.
+    KeepBuffer,
+    /// Free it: the actor is going idle.
+    DropBuffer,
+}
+
 /// The state behind the mailbox's lock.
 pub(crate) struct Inner<M> {
     pub(crate) queue: VecDeque<Envelope<M>>,
@@ -218,10 +228,21 @@ impl<M> Mailbox<M> {
         }
     }
 
-    /// Whether anything waits for the actor: an envelope, or a kill.
-    pub(crate) fn has_work(&self) -> bool {
-        let inner = self.lock();
-        !inner.queue.is_empty() || self.killed().is_some()
+    /// Whether anything waits for the actor: an envelope, or a kill. If
+    /// nothing does, `if_none` says whether the queue's spare buffer goes
+    /// (the actor is going idle, and an idle actor keeps no buffer: see
+    /// [`take_batch`](Self::take_batch)).
+    pub(crate) fn has_work(&self, if_none: IfNone) -> bool {
+        let mut inner = self.lock();
+        if !inner.queue.is_empty() || self.killed().is_some() {
+            return true;
+        }
+        if if_none == IfNone::DropBuffer && inner.queue.capacity() > 0 {
+            let spare = std::mem::take(&mut inner.queue);
+            drop(inner);
+            drop(spare);
+        }
+        false
     }
 
     /// Marks the actor killed; false if it has stopped (or was killed
@@ -253,9 +274,13 @@ impl<M> Mailbox<M> {
     /// envelope.
     ///
     /// When the whole queue fits, its buffer moves into `batch` with it,
-    /// and the mailbox is left with none: an idle actor keeps no buffer
-    /// (a `VecDeque` keeps its capacity when drained, which cost every
-    /// actor that had ever had a message about 200 bytes).
+    /// and the mailbox gets `batch`'s (empty) buffer in exchange: an actor
+    /// handling one message at a time swaps two buffers back and forth
+    /// and allocates none. It has none when it is new, and frees the
+    /// spare one when it goes idle ([`has_work`](Self::has_work)):
+    /// an idle actor keeps no buffer (a `VecDeque` keeps its capacity when
+    /// drained, which cost every actor that had ever had a message about
+    /// 200 bytes).
     pub(crate) fn take_batch(
         &self,
         batch: &mut VecDeque<Envelope<M>>,

@@ -245,18 +245,27 @@ pub fn sleep(duration: Duration) {
 /// For an actor whose mailbox is empty (`actor::cell`): the asker it just
 /// answered may ask again before the actor would have gone idle.
 pub(crate) fn yield_to_woken() -> bool {
-    let woken_waits = || Running::find().filter(|running| running.worker().has_woken());
-    let Some(running) = woken_waits() else {
+    let Some(running) = running_with_woken() else {
         return false;
     };
     switch_out(running, Reason::Yield);
     // Once in 61 rounds the worker's loop takes the oldest fiber of its
     // ready queue before the LIFO slot (fairness), and that is us: then
     // the woken fiber has not run yet, and one more turn lets it.
-    if let Some(running) = woken_waits() {
+    if let Some(running) = running_with_woken() {
         switch_out(running, Reason::Yield);
     }
     true
+}
+
+/// Whether [`yield_to_woken`] would yield now.
+pub(crate) fn woken_waits() -> bool {
+    running_with_woken().is_some()
+}
+
+/// The running fiber, if a fiber woken on its worker waits to run next.
+fn running_with_woken() -> Option<Running> {
+    Running::find().filter(|running| running.worker().has_woken())
 }
 
 /// Lets the other fibers of this worker run, then continues. Off a fiber:
