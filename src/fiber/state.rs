@@ -254,6 +254,55 @@ impl State {
         })
     }
 
+    /// The look that decides whether a running body about to go idle has
+    /// more to do (`look`: is anything in the actor's mailbox?), taken
+    /// after a pending token: a token left by a wake whose cause the look
+    /// then finds (a message already handled) is stale, and going idle
+    /// with it would reschedule the task for nothing. A wake after the
+    /// take leaves a new token, which [`transition_to_idle`] turns into a
+    /// reschedule, so nothing is lost. If the look finds work the token
+    /// goes back: it may be an unpark meant for a later park of this run.
+    ///
+    /// [`transition_to_idle`]: Self::transition_to_idle
+    pub(crate) fn look_before_idle(&self, look: impl FnOnce() -> bool) -> bool {
+        #[cfg(loom)]
+        if crate::loom::mutation::planted("idle_look_takes_the_token_late") {
+            let work = look();
+            let token = self.take_token();
+            if work && token {
+                self.put_token_back();
+            }
+            return work;
+        }
+        let token = self.load().0 & NOTIFIED != 0 && self.take_token();
+        let work = look();
+        if work && token {
+            self.put_token_back();
+        }
+        work
+    }
+
+    /// Clears a pending token of the running task; whether there was one.
+    fn take_token(&self) -> bool {
+        self.update(|s| {
+            debug_assert_eq!(
+                s & LIFECYCLE,
+                RUNNING,
+                "only the running task takes its token"
+            );
+            if s & NOTIFIED != 0 {
+                (Some(s & !NOTIFIED), true)
+            } else {
+                (None, false)
+            }
+        })
+    }
+
+    /// Sets the token [`take_token`](Self::take_token) took.
+    fn put_token_back(&self) {
+        self.update(|s| (Some(s | NOTIFIED), ()));
+    }
+
     /// The body ended for good: RUNNING to COMPLETE.
     pub(crate) fn transition_to_complete(&self) {
         self.update(|s| {
@@ -385,6 +434,36 @@ mod tests {
         assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(s.transition_to_idle(), Idle::Idle);
         assert_eq!(s.wake(), Wake::Schedule);
+    }
+
+    #[test]
+    fn a_stale_token_does_not_reschedule_a_task_going_idle() {
+        let s = State::new_idle();
+        assert_eq!(s.wake(), Wake::Schedule);
+        assert_eq!(s.transition_to_running(true), Claim::Run);
+        // A message came while it ran and was handled: its token is stale.
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert!(!s.look_before_idle(|| false), "nothing waits");
+        assert_eq!(
+            s.transition_to_idle(),
+            Idle::Idle,
+            "no reschedule for nothing"
+        );
+    }
+
+    #[test]
+    fn a_look_that_finds_work_keeps_the_token() {
+        let s = State::new_scheduled();
+        assert_eq!(s.transition_to_running(true), Claim::Run);
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert!(s.look_before_idle(|| true));
+        assert!(
+            s.load().is_notified(),
+            "the token is back, for a later park"
+        );
+        assert!(!s.look_before_idle(|| false), "then nothing waits");
+        assert!(!s.load().is_notified(), "and the token is gone");
+        assert_eq!(s.transition_to_idle(), Idle::Idle);
     }
 
     #[test]

@@ -18,6 +18,8 @@
 #[cfg(not(loom))]
 mod counts;
 #[cfg(loom)]
+mod loom_go_idle;
+#[cfg(loom)]
 mod loom_idle;
 #[cfg(loom)]
 mod loom_join;
