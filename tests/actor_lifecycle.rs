@@ -441,3 +441,85 @@ fn an_actor_asked_again_and_again_keeps_its_fiber_until_the_asks_stop() {
         });
     });
 }
+
+/// How many [`Starter`] runs are alive at once, and the most there were.
+static STARTERS_LIVE: AtomicUsize = AtomicUsize::new(0);
+static STARTERS_MOST: AtomicUsize = AtomicUsize::new(0);
+static STARTERS_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Alive from a [`Starter`]'s `started` until its fiber ends.
+struct StarterRun;
+
+impl StarterRun {
+    fn new() -> StarterRun {
+        let live = STARTERS_LIVE.fetch_add(1, Ordering::SeqCst) + 1;
+        STARTERS_MOST.fetch_max(live, Ordering::SeqCst);
+        STARTERS_STARTED.fetch_add(1, Ordering::SeqCst);
+        StarterRun
+    }
+}
+
+impl Drop for StarterRun {
+    fn drop(&mut self) {
+        STARTERS_LIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+weft::fiber_local! {
+    static STARTER_RUN: StarterRun = StarterRun::new();
+}
+
+struct Starter;
+
+impl Actor for Starter {
+    type Msg = ();
+    fn started(&mut self, _: &mut Context<Self>) {
+        STARTER_RUN.with(|_| ());
+    }
+    fn handle(&mut self, (): (), _: &mut Context<Self>) {}
+}
+
+/// Answers every ask with 0.
+struct Answers;
+
+impl Actor for Answers {
+    type Msg = Reply<u64>;
+    fn handle(&mut self, reply: Reply<u64>, _: &mut Context<Self>) {
+        reply.send(0);
+    }
+}
+
+/// An actor that answered an ask yields to the asker only when the yield
+/// goes straight to it. With unstarted actors waiting on the worker, a
+/// yield runs them first, and each would find the asker still waiting and
+/// yield in turn, every one keeping its fiber (and stack): here each
+/// starts, finds nothing, and goes idle before the next starts.
+#[test]
+fn answering_an_ask_does_not_keep_fibers_while_unstarted_actors_wait() {
+    support::bounded(|| {
+        let rt = runtime(1);
+        rt.block_on(|| {
+            let answers = actor::spawn(Answers);
+            assert_eq!(answers.ask(|r| r), Ok(0));
+            // Unstarted, in the worker's deque, under the ask's actor.
+            let starters: Vec<_> = (0..100).map(|_| actor::spawn(Starter)).collect();
+            assert_eq!(answers.ask(|r| r), Ok(0));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while STARTERS_STARTED.load(Ordering::SeqCst) < starters.len()
+                || STARTERS_LIVE.load(Ordering::SeqCst) > 0
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the starters never all went idle"
+                );
+                weft::sleep(Duration::from_millis(1));
+            }
+            let most = STARTERS_MOST.load(Ordering::SeqCst);
+            assert_eq!(most, 1, "{most} starters held their fibers at once");
+            for starter in &starters {
+                starter.stop();
+            }
+            answers.stop();
+        });
+    });
+}

@@ -238,12 +238,18 @@ pub fn sleep(duration: Duration) {
     }
 }
 
-/// Yields if a fiber woken on this worker (by the caller, as a rule) waits
-/// to run next, so that it runs now and the caller after it; true if it
-/// yielded. Off a fiber, or with no such fiber: false, at once.
+/// Yields to a fiber woken on this worker (by the caller, as a rule) if
+/// the yield goes straight to it, so that it runs now and the caller
+/// right after it; true if it yielded. Off a fiber, with no such fiber, or
+/// with unstarted work that a yield would run first: false, at once.
 ///
 /// For an actor whose mailbox is empty (`actor::cell`): the asker it just
-/// answered may ask again before the actor would have gone idle.
+/// answered may ask again before the actor would have gone idle. A yield
+/// that let unstarted tasks run first would keep the actor's stack while
+/// they do, and an unstarted actor that started meanwhile would find the
+/// same woken fiber waiting and yield too: a worker with many unstarted
+/// actors held a stack for each (caught by `actor_memory` in a debug
+/// build).
 pub(crate) fn yield_to_woken() -> bool {
     let Some(running) = running_with_woken() else {
         return false;
@@ -263,9 +269,10 @@ pub(crate) fn woken_waits() -> bool {
     running_with_woken().is_some()
 }
 
-/// The running fiber, if a fiber woken on its worker waits to run next.
+/// The running fiber, if a yield would hand its worker straight to a
+/// fiber woken there.
 fn running_with_woken() -> Option<Running> {
-    Running::find().filter(|running| running.worker().has_woken())
+    Running::find().filter(|running| running.worker().yield_reaches_woken())
 }
 
 /// Lets the other fibers of this worker run, then continues. Off a fiber:

@@ -107,6 +107,19 @@ impl Worker {
         HandOff::Switched
     }
 
+    /// Whether a yield now would hand the thread straight to the fiber in
+    /// the LIFO slot (one just woken here): it is there, and nothing sends
+    /// a yield to the loop first, which [`hand_off`](Self::hand_off) checks
+    /// in the same order (no hand-off on this runtime, or unstarted work,
+    /// which a yield lets run first). The fairness round, once in 61, is
+    /// not foreseen here: see `fiber::current::yield_to_woken`.
+    pub(crate) fn yield_reaches_woken(&self) -> bool {
+        let woken = self.lifo.take();
+        let waits = woken.is_some();
+        self.lifo.set(woken);
+        waits && self.handing_off.get() && self.local.is_empty() && self.shared.injector.is_empty()
+    }
+
     /// After a yield: files `me` (pinned, it stays RUNNING: claimed, at the
     /// back of the ready queue) and picks the next fiber, the LIFO slot's
     /// or the ready queue's front. See [`Picked`].

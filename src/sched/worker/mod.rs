@@ -248,14 +248,6 @@ impl Worker {
         }
     }
 
-    /// Whether a fiber woken here waits in the LIFO slot, to run next.
-    pub(crate) fn has_woken(&self) -> bool {
-        let woken = self.lifo.take();
-        let has = woken.is_some();
-        self.lifo.set(woken);
-        has
-    }
-
     /// The task whose fiber is running on this worker.
     pub(crate) fn current_task(&self) -> Option<*const TaskCell<dyn Body>> {
         self.current.get()
