@@ -62,7 +62,7 @@ impl Worker {
             // The loop takes this round, with its fairness checks.
             return HandOff::ToLoop;
         }
-        if reason == Reason::Yield && (!self.local.is_empty() || !self.shared.injector.is_empty()) {
+        if reason == Reason::Yield && self.unstarted_work_waits() {
             // After a yield, the loop starts unstarted tasks first.
             return HandOff::ToLoop;
         }
@@ -109,15 +109,22 @@ impl Worker {
 
     /// Whether a yield now would hand the thread straight to the fiber in
     /// the LIFO slot (one just woken here): it is there, and nothing sends
-    /// a yield to the loop first, which [`hand_off`](Self::hand_off) checks
-    /// in the same order (no hand-off on this runtime, or unstarted work,
-    /// which a yield lets run first). The fairness round, once in 61, is
-    /// not foreseen here: see `fiber::current::yield_to_woken`.
+    /// a yield to the loop first, by [`hand_off`](Self::hand_off)'s own
+    /// checks (hand-offs on this runtime, [`unstarted_work_waits`](Self::unstarted_work_waits)).
+    /// The fairness round, once in 61, is not foreseen here: see
+    /// `fiber::current::yield_to_woken`.
     pub(crate) fn yield_reaches_woken(&self) -> bool {
         let woken = self.lifo.take();
         let waits = woken.is_some();
         self.lifo.set(woken);
-        waits && self.handing_off.get() && self.local.is_empty() && self.shared.injector.is_empty()
+        waits && self.handing_off.get() && !self.unstarted_work_waits()
+    }
+
+    /// Whether unstarted tasks wait in the deque or the injector: a yield
+    /// then goes to the loop, which runs them first.
+    #[inline(always)]
+    fn unstarted_work_waits(&self) -> bool {
+        !self.local.is_empty() || !self.shared.injector.is_empty()
     }
 
     /// After a yield: files `me` (pinned, it stays RUNNING: claimed, at the
