@@ -27,6 +27,7 @@ struct Running {
 }
 
 impl Running {
+    #[inline(always)]
     fn find() -> Option<Running> {
         worker::with_current(|w| {
             let w = w?;
@@ -34,6 +35,7 @@ impl Running {
         })
     }
 
+    #[inline(always)]
     fn task(&self) -> &TaskCell<dyn Body> {
         // SAFETY: see `current_task`: the fiber is running.
         unsafe { &*self.task }
@@ -49,6 +51,7 @@ impl Running {
         }
     }
 
+    #[inline(always)]
     fn worker(&self) -> &Worker {
         // SAFETY: the worker lives on its thread's stack for as long as
         // its loop runs, which includes this fiber's run; `Running` is
@@ -92,8 +95,23 @@ fn switch_out(running: Running, reason: Reason) {
     if handed != HandOff::ToLoop {
         return;
     }
-    // SAFETY: we are the task's running fiber, inside its body, and hold
-    // no reference to its coroutine.
+    if reason == Reason::Yield {
+        // `yield_now` is inlined into its callers; a yield goes to the loop
+        // only on a fairness round or with unstarted work waiting.
+        suspend_to_loop(task, reason);
+    } else {
+        // SAFETY: we are the task's running fiber, inside its body, and
+        // hold no reference to its coroutine.
+        unsafe { FiberCoroutine::suspend(task.header.coroutine_ptr(), reason) };
+    }
+}
+
+/// The running fiber `task` switches out to its worker's loop for
+/// `reason`: [`switch_out`]'s last step, out of line.
+#[inline(never)]
+fn suspend_to_loop(task: &TaskCell<dyn Body>, reason: Reason) {
+    // SAFETY: `switch_out`'s caller is the task's running fiber, inside its
+    // body, and holds no reference to its coroutine.
     unsafe { FiberCoroutine::suspend(task.header.coroutine_ptr(), reason) };
 }
 
@@ -287,6 +305,11 @@ fn running_with_woken() -> Option<Running> {
 ///     assert_eq!(other.join().unwrap(), 1);
 /// });
 /// ```
+// Inlined into the caller (with the helpers it reaches, marked `inline`
+// for that): a yield is a switch, which clobbers every register, and in
+// the caller's frame the callee-saved ones are saved once for its loop
+// instead of once a yield, with no call either (yield_1w 12.5 -> 9.5 ns).
+#[inline]
 pub fn yield_now() {
     match Running::find() {
         Some(running) => switch_out(running, Reason::Yield),

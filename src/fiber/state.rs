@@ -101,6 +101,7 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    #[inline]
     pub(crate) fn is_cancelled(self) -> bool {
         self.0 & CANCELLED != 0
     }
@@ -176,6 +177,7 @@ impl State {
         State(AtomicUsize::new(IDLE))
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Ordering::Acquire))
     }

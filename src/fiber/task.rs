@@ -364,6 +364,7 @@ impl Header {
     ///
     /// As for [`fiber_mut`](Self::fiber_mut), or the caller is the task's
     /// running fiber.
+    #[inline]
     pub(crate) unsafe fn slot(&self) -> usize {
         // SAFETY: the caller's claim makes the access exclusive.
         unsafe { *self.slot.get() }

@@ -249,6 +249,7 @@ impl Worker {
     }
 
     /// The task whose fiber is running on this worker.
+    #[inline]
     pub(crate) fn current_task(&self) -> Option<*const TaskCell<dyn Body>> {
         self.current.get()
     }
