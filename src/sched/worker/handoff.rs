@@ -20,7 +20,10 @@
 //! The loop still gets the thread back whenever it has something to do
 //! that a hand-off would skip: every 61st round (timers, the injector, the
 //! reactor; and a shutdown, which it checks every round), unstarted tasks
-//! to run after a yield, or no claimed fiber to switch to.
+//! of its own deque to run after a yield, or no claimed fiber to switch
+//! to. Unstarted tasks in the injector wait for the fairness round, as in
+//! tokio (its global queue interval) and Go (`schedule` looks at the
+//! global run queue once in 61 ticks).
 
 use std::sync::Arc;
 
@@ -62,8 +65,11 @@ impl Worker {
             // The loop takes this round, with its fairness checks.
             return HandOff::ToLoop;
         }
-        if reason == Reason::Yield && self.unstarted_work_waits() {
-            // After a yield, the loop starts unstarted tasks first.
+        if reason == Reason::Yield && !self.local.is_empty() {
+            // After a yield, the loop starts this worker's unstarted tasks
+            // first; the injector's wait for the fairness round (see the
+            // module doc): looking at it here cost every yield two loads
+            // of a line other threads write.
             return HandOff::ToLoop;
         }
         self.take_inbox();
@@ -110,21 +116,19 @@ impl Worker {
     /// Whether a yield now would hand the thread straight to the fiber in
     /// the LIFO slot (one just woken here): it is there, and nothing sends
     /// a yield to the loop first, by [`hand_off`](Self::hand_off)'s own
-    /// checks (hand-offs on this runtime, [`unstarted_work_waits`](Self::unstarted_work_waits)).
-    /// The fairness round, once in 61, is not foreseen here: see
+    /// checks (hand-offs on this runtime, this worker's deque empty). The
+    /// fairness round, once in 61, is not foreseen here: see
     /// `fiber::current::yield_to_woken`.
+    ///
+    /// Stricter than the hand-off by one look: the injector must be empty
+    /// too. Its tasks would wait for a fairness round while an actor that
+    /// yields here keeps its fiber, and unstarted actors are what its
+    /// caller must not keep waiting (see `yield_to_woken`).
     pub(crate) fn yield_reaches_woken(&self) -> bool {
         let woken = self.lifo.take();
         let waits = woken.is_some();
         self.lifo.set(woken);
-        waits && self.handing_off.get() && !self.unstarted_work_waits()
-    }
-
-    /// Whether unstarted tasks wait in the deque or the injector: a yield
-    /// then goes to the loop, which runs them first.
-    #[inline(always)]
-    fn unstarted_work_waits(&self) -> bool {
-        !self.local.is_empty() || !self.shared.injector.is_empty()
+        waits && self.handing_off.get() && self.local.is_empty() && self.shared.injector.is_empty()
     }
 
     /// After a yield: files `me` (pinned, it stays RUNNING: claimed, at the
