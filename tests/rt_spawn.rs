@@ -469,6 +469,56 @@ fn yield_now_lets_a_newly_spawned_fiber_run() {
     });
 }
 
+/// A task spawned from a plain thread (into the injector) starts within
+/// one fairness round while two fibers keep yielding to each other on the
+/// only worker: a yield looks at its own worker's deque only, and the
+/// loop takes the injector's oldest task once in 61 rounds (tokio's
+/// global queue interval, Go's too). Counts the yields made after the
+/// spawn returned until the task ran; each fiber may see the flags one
+/// yield late.
+#[test]
+fn a_task_spawned_from_a_thread_starts_within_one_fairness_round_of_yields() {
+    const FAIRNESS_INTERVAL: usize = 61;
+    support::bounded(|| {
+        let rt = runtime(1);
+        let handle = rt.handle();
+        let injected = Arc::new(AtomicBool::new(false));
+        let ran = Arc::new(AtomicBool::new(false));
+        let late_yields = Arc::new(AtomicUsize::new(0));
+        let yielders: Vec<_> = (0..2)
+            .map(|_| {
+                let (injected, ran, late) = (injected.clone(), ran.clone(), late_yields.clone());
+                handle.spawn(move || {
+                    while !ran.load(Ordering::Acquire) {
+                        let after_spawn = injected.load(Ordering::Acquire);
+                        yield_now();
+                        if after_spawn {
+                            late.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Let both yielders start and settle into handing off to each other.
+        std::thread::sleep(Duration::from_millis(20));
+        let task = handle.spawn({
+            let ran = ran.clone();
+            move || ran.store(true, Ordering::Release)
+        });
+        injected.store(true, Ordering::Release);
+        task.join().unwrap();
+        for y in yielders {
+            y.join().unwrap();
+        }
+        let late = late_yields.load(Ordering::Relaxed);
+        println!("the injected task started after {late} yields");
+        assert!(
+            late <= FAIRNESS_INTERVAL + 2,
+            "{late} yields ran after the spawn before the injected task started"
+        );
+    });
+}
+
 /// The oldest unstarted fiber of a worker's deque still runs while its
 /// worker keeps spawning newer ones: the deque is LIFO for its owner, so
 /// only the owner's occasional look at its oldest task (one fairness round
