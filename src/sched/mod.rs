@@ -310,7 +310,13 @@ pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskR
 }
 
 /// Queues a fiber that `wake` moved out of PARKED (to SCHEDULED, or to
-/// RUNNING, claimed for its home, if pinned).
+/// RUNNING, claimed for its home, if pinned). Inlined into [`wake_by`]:
+/// a call and a frame less on every wake. (Inlining what it calls too,
+/// `State::wake` and `push_woken`, cut 20 more instructions a round trip
+/// but grew the channels' `recv_wait` frame by 16 bytes, and a ring of
+/// 100,000 fibers, where that frame is a cold stack line per hop, went
+/// from 156 to 193 ns/hop.)
+#[inline(always)]
 fn resume(task: TaskRef) {
     // SAFETY: we moved the task out of PARKED ourselves, and nobody can
     // claim it before we queue it.
