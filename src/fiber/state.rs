@@ -276,7 +276,7 @@ impl State {
             }
             return work;
         }
-        let token = self.load().0 & NOTIFIED != 0 && self.take_token();
+        let token = self.take_token();
         let work = look();
         if work && token {
             self.put_token_back();
