@@ -2,14 +2,15 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use super::cell::ActorCell;
 use super::error::{AskError, SendError, TrySendError};
 use super::link::{ActorRef, Control, StopReason};
 use super::mailbox::{Kill, Refused, Signal};
 use super::{Actor, ActorId};
-use crate::fiber::task::{TaskCell, TaskRef};
+use crate::fiber::task::Body;
+use crate::fiber::task::TaskRef;
+use crate::fiber::task_ref::{TaskArc, erase_task};
 
 /// The address of an actor: send it messages, stop it, wait for it.
 /// Cheap to clone (one reference count), `Send` and `Sync`, compared and
@@ -40,11 +41,11 @@ use crate::fiber::task::{TaskCell, TaskRef};
 /// assert!(!reason.is_abnormal());
 /// ```
 pub struct Addr<A: Actor> {
-    cell: Arc<TaskCell<ActorCell<A>>>,
+    cell: TaskArc<ActorCell<A>>,
 }
 
 impl<A: Actor> Addr<A> {
-    pub(crate) fn from_cell(cell: Arc<TaskCell<ActorCell<A>>>) -> Addr<A> {
+    pub(crate) fn from_cell(cell: TaskArc<ActorCell<A>>) -> Addr<A> {
         Addr { cell }
     }
 
@@ -67,7 +68,9 @@ impl<A: Actor> Addr<A> {
 
     /// Wakes the actor to handle what arrived.
     fn wake(&self) {
-        crate::sched::wake_by(&*self.cell, || -> TaskRef { self.cell.clone() });
+        crate::sched::wake_by(&*self.cell, || -> TaskRef {
+            erase_task!(self.cell.clone() => dyn Body)
+        });
     }
 
     /// Sends a message. With an unbounded mailbox (the default) this never
@@ -291,8 +294,7 @@ impl<A: Actor> Addr<A> {
 
     /// The type-erased reference links and monitors keep.
     pub(crate) fn erased(&self) -> ActorRef {
-        let cell: Arc<TaskCell<dyn Control>> = self.cell.clone();
-        ActorRef(cell)
+        ActorRef(erase_task!(self.cell.clone() => dyn Control))
     }
 }
 

@@ -25,6 +25,7 @@ use super::link::{ActorRef, Control, StopReason};
 use super::mailbox::{Envelope, IfNone, Kill, Mailbox, Signal};
 use super::{Actor, ActorId, registry};
 use crate::fiber::task::{Body, BodyEnd, Outcome, TaskCell, TaskRef};
+use crate::fiber::task_ref::TaskArc;
 use crate::sched::Shared;
 
 /// How many envelopes an actor handles before it gives the others a turn.
@@ -230,7 +231,7 @@ impl<A: Actor> Body for ActorCell<A> {
 }
 
 /// The task cell whose body is `cell`. Every `ActorCell` is the body of
-/// an `Arc<TaskCell<ActorCell<A>>>` (only `actor::Builder::spawn` makes
+/// a `TaskArc<ActorCell<A>>` (only `actor::Builder::spawn` makes
 /// them).
 fn cell_task_ptr<A: Actor>(cell: &ActorCell<A>) -> *const TaskCell<ActorCell<A>> {
     let offset = std::mem::offset_of!(TaskCell<ActorCell<A>>, body);
@@ -241,13 +242,13 @@ fn cell_task_ptr<A: Actor>(cell: &ActorCell<A>) -> *const TaskCell<ActorCell<A>>
 }
 
 /// A counted reference to the task whose body is `cell`.
-fn cell_task<A: Actor>(cell: &ActorCell<A>) -> Arc<TaskCell<ActorCell<A>>> {
+fn cell_task<A: Actor>(cell: &ActorCell<A>) -> TaskArc<ActorCell<A>> {
     let ptr = cell_task_ptr(cell);
     // SAFETY: the task is alive while its body runs or completes (the
-    // callers' cases); we add a count for the new Arc.
+    // callers' cases); we add a count for the new reference.
     unsafe {
-        Arc::increment_strong_count(ptr);
-        Arc::from_raw(ptr)
+        TaskArc::increment_count(ptr);
+        TaskArc::from_raw(ptr)
     }
 }
 
@@ -264,7 +265,7 @@ fn cell_task<A: Actor>(cell: &ActorCell<A>) -> Arc<TaskCell<ActorCell<A>>> {
 /// is complete.
 fn stop<A: Actor>(
     cell: &ActorCell<A>,
-    me: &Arc<TaskCell<ActorCell<A>>>,
+    me: &TaskArc<ActorCell<A>>,
     slot: &mut Slot<A>,
     reason: StopReason,
     rest: VecDeque<Envelope<A::Msg>>,

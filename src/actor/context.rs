@@ -2,23 +2,23 @@
 //! the ways to stop, link, monitor and trap exits.
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::cell::ActorCell;
 use super::link::{ActorRef, Control, StopReason};
 use super::mailbox::Signal;
 use super::{Actor, ActorId, Addr};
-use crate::fiber::task::TaskCell;
+
+use crate::fiber::task_ref::{TaskArc, erase_task};
 
 /// The context of an actor's hook (`started`, `handle`, `stopped`, ...).
 pub struct Context<A: Actor> {
-    me: Arc<TaskCell<ActorCell<A>>>,
+    me: TaskArc<ActorCell<A>>,
     stop: Option<StopReason>,
     trap_exit: bool,
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(me: &Arc<TaskCell<ActorCell<A>>>, trap_exit: bool) -> Context<A> {
+    pub(crate) fn new(me: &TaskArc<ActorCell<A>>, trap_exit: bool) -> Context<A> {
         Context {
             me: me.clone(),
             stop: None,
@@ -64,8 +64,7 @@ impl<A: Actor> Context<A> {
     }
 
     fn me_ref(&self) -> ActorRef {
-        let me: Arc<TaskCell<dyn Control>> = self.me.clone();
-        ActorRef(me)
+        ActorRef(erase_task!(self.me.clone() => dyn Control))
     }
 
     /// Links this actor with `other`, both ways: when either stops

@@ -10,13 +10,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ActorId;
 use super::mailbox::{Kill, Signal};
 use crate::fiber::Fiber;
-use crate::fiber::task::{Body, TaskCell};
+use crate::fiber::task::Body;
+use crate::fiber::task_ref::{TaskArc, erase_task};
 
 /// Why an actor stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,7 @@ pub(crate) trait Control: Body {
 
 /// A type-erased reference to an actor.
 #[derive(Clone)]
-pub(crate) struct ActorRef(pub(crate) Arc<TaskCell<dyn Control>>);
+pub(crate) struct ActorRef(pub(crate) TaskArc<dyn Control>);
 
 impl ActorRef {
     pub(crate) fn id(&self) -> ActorId {
@@ -113,7 +113,7 @@ impl ActorRef {
 
     fn wake(&self) {
         let task = &self.0;
-        crate::sched::wake_by(&**task, || task.clone());
+        crate::sched::wake_by(&**task, || erase_task!(task.clone() => dyn Body));
     }
 
     /// `Addr::kill`, or (`Kill::BySupervisor`) a supervisor stopping its

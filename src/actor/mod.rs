@@ -72,7 +72,9 @@ mod registry;
 mod supervisor;
 
 use std::fmt;
-use std::sync::Arc;
+
+use crate::fiber::task::Body;
+use crate::fiber::task_ref::{TaskArc, erase_task};
 
 pub use self::addr::{Addr, Reply};
 use self::cell::ActorCell;
@@ -204,11 +206,15 @@ impl Builder {
     pub fn spawn_on<A: Actor>(self, handle: &Handle, actor: A) -> Addr<A> {
         let shared = handle.shared().clone();
         let name = self.name.map(String::into_boxed_str);
-        let cell = Arc::new(TaskCell {
-            header: Header::new(State::new_scheduled(), name, None),
-            body: ActorCell::new(actor, self.capacity, shared.clone()),
+        let body = ActorCell::new(actor, self.capacity, shared.clone());
+        let (cell, twin) = TaskArc::new_twice(|place: *mut TaskCell<ActorCell<A>>| {
+            // SAFETY: `new_twice` gives a fresh cell, valid for writes.
+            unsafe {
+                (&raw mut (*place).header).write(Header::new(State::new_scheduled(), name, None));
+                (&raw mut (*place).body).write(body);
+            }
         });
-        shared.spawn(cell.clone());
+        shared.spawn(erase_task!(twin => dyn Body));
         Addr::from_cell(cell)
     }
 }

@@ -2,12 +2,12 @@
 //! `sleep`. Off a fiber, each behaves like its `std::thread` counterpart on
 //! the calling thread, so library code works in both worlds.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Fiber;
 use super::local::Locals;
 use super::task::{Body, FiberCoroutine, Reason, TaskCell, TaskRef};
+use super::task_ref::TaskArc;
 use crate::sched::worker::{self, HandOff, UNREGISTERED, Worker};
 
 /// The task whose fiber is running on this thread, if any. The pointer is
@@ -43,11 +43,12 @@ impl Running {
 
     /// A counted reference to the task.
     fn task_ref(&self) -> TaskRef {
-        // SAFETY: `task` came from `Arc::as_ptr` of a TaskRef the worker
-        // holds while the fiber runs; we add a count for the new Arc.
+        // SAFETY: `task` came from `TaskArc::as_ptr` of a TaskRef the
+        // worker holds while the fiber runs; we add a count for the new
+        // reference.
         unsafe {
-            Arc::increment_strong_count(self.task);
-            Arc::from_raw(self.task)
+            TaskArc::increment_count(self.task);
+            TaskArc::from_raw(self.task)
         }
     }
 

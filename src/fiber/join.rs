@@ -28,12 +28,12 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::Fiber;
-use super::task::{Body, TaskCell, TaskRef};
+use super::task::{Body, TaskRef};
 use crate::error::JoinError;
+use crate::fiber::task_ref::{TaskArc, erase_task};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
 /// The word before anything happened: no waiter, no result.
@@ -260,13 +260,13 @@ pub(crate) trait JoinTarget<T>: Body {
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    task: Arc<TaskCell<dyn JoinTarget<T>>>,
+    task: TaskArc<dyn JoinTarget<T>>,
     /// The result was taken by a poll.
     taken: bool,
 }
 
 impl<T: 'static> JoinHandle<T> {
-    pub(crate) fn new(task: Arc<TaskCell<dyn JoinTarget<T>>>) -> JoinHandle<T> {
+    pub(crate) fn new(task: TaskArc<dyn JoinTarget<T>>) -> JoinHandle<T> {
         JoinHandle { task, taken: false }
     }
 
@@ -319,7 +319,7 @@ impl<T: 'static> JoinHandle<T> {
 
     /// A handle to the fiber, to unpark it or read its name.
     pub fn fiber(&self) -> Fiber {
-        let task: TaskRef = self.task.clone();
+        let task: TaskRef = erase_task!(self.task.clone() => dyn Body);
         Fiber::from_task(task)
     }
 }
@@ -329,7 +329,7 @@ impl<T> JoinHandle<T> {
     /// How many references to the task exist: tests check that parks and
     /// wake-ups leave none behind.
     pub(crate) fn task_count(&self) -> usize {
-        Arc::strong_count(&self.task)
+        TaskArc::count(&self.task)
     }
 }
 

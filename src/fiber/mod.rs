@@ -35,19 +35,21 @@ mod local;
 mod spawned;
 pub(crate) mod state;
 pub(crate) mod task;
+pub(crate) mod task_ref;
 
 use std::fmt;
 use std::io;
-use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
 pub use self::current::{current, park, park_timeout};
 pub use self::join::JoinHandle;
+use self::join::JoinTarget;
 pub use self::local::FiberLocal;
 use self::spawned::Spawned;
 use self::state::State;
-use self::task::{Header, TaskCell, TaskRef};
+use self::task::{Body, Header, TaskCell, TaskRef};
+use self::task_ref::{TaskArc, erase_task};
 use crate::runtime::Handle;
 use crate::sched::Shared;
 use crate::sched::worker::Worker;
@@ -285,7 +287,7 @@ where
 /// A new SCHEDULED task running `f`, and its handle.
 ///
 /// The cell is built in its heap block: a `TaskCell` built on the stack
-/// and moved into `Arc::new` costs a copy of all its bytes (most of the
+/// and moved into its block costs a copy of all its bytes (most of the
 /// header and body are constants that the stores below write directly).
 fn new_task<F, T>(
     name: Option<Box<str>>,
@@ -296,25 +298,17 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // Not `Arc::new_uninit`, which computes the layout out of line.
-    let cell = Arc::new(MaybeUninit::<TaskCell<Spawned<F, T>>>::uninit());
-    // `as_ptr`, not `get_mut`: the Arc is new, so unique, and `get_mut`
-    // would prove it with an atomic compare-exchange. The pointer keeps
-    // write permission (`Arc::as_ptr` does not go through a reference).
-    let place = Arc::as_ptr(&cell)
-        .cast::<TaskCell<Spawned<F, T>>>()
-        .cast_mut();
-    // SAFETY: `place` is the Arc's value, valid for writes, aligned, and
-    // nobody else can see it: the Arc is ours alone until it is cloned
-    // below. Each field is written once, without reading the old bytes.
-    unsafe {
-        (&raw mut (*place).header).write(Header::new(State::new_scheduled(), name, pool));
-        (&raw mut (*place).body).write(Spawned::new(f));
-    }
-    // SAFETY: both fields are initialised above.
-    let cell = unsafe { cell.assume_init() };
-    let handle = JoinHandle::new(cell.clone());
-    (cell, handle)
+    let (cell, twin) = TaskArc::new_twice(|place: *mut TaskCell<Spawned<F, T>>| {
+        // SAFETY: `new_twice` gives a fresh cell, valid for writes, that
+        // nobody else can see. Each field is written once, without
+        // reading the old bytes.
+        unsafe {
+            (&raw mut (*place).header).write(Header::new(State::new_scheduled(), name, pool));
+            (&raw mut (*place).body).write(Spawned::new(f));
+        }
+    });
+    let handle = JoinHandle::new(erase_task!(twin => dyn JoinTarget<T>));
+    (erase_task!(cell => dyn Body), handle)
 }
 
 /// Spawns a fiber running `f` on the current runtime and returns its

@@ -49,13 +49,14 @@ use std::sync::atomic::AtomicU64;
 use super::FiberId;
 use super::local::Locals;
 use super::state::State;
+use super::task_ref::TaskArc;
 use crate::coroutine::{self, RawCoroutine, Yielder};
 use crate::sched::WorkerShared;
 use crate::sched::worker::UNREGISTERED;
 use crate::stack_pool::{StackError, StackPool};
 
 /// A task, type-erased: what queues and wakers hold.
-pub(crate) type TaskRef = Arc<TaskCell<dyn Body>>;
+pub(crate) type TaskRef = TaskArc<dyn Body>;
 
 /// A task's memory: the header, then the body.
 pub(crate) struct TaskCell<B: ?Sized> {
@@ -139,13 +140,13 @@ pub(crate) fn leave_count_to_park(task: TaskRef) {
 ///
 /// The caller has just moved the task out of PARKED itself (a wake that
 /// returned `Resume`, or shutdown's claim), so the count is its own to
-/// take, once; `task` is the task's whole cell, which lives in an `Arc`, as
+/// take, once; `task` is the task's whole cell, which lives in a `TaskArc`'s block, as
 /// every task does.
 #[inline]
 pub(crate) unsafe fn take_parked_count(task: &TaskCell<dyn Body>) -> TaskRef {
     // SAFETY: see above: the count exists and is ours; the pointer is to
-    // the value of a `TaskRef`'s allocation.
-    unsafe { Arc::from_raw(ptr::from_ref(task)) }
+    // the cell of a `TaskRef`'s block.
+    unsafe { TaskArc::from_raw(ptr::from_ref(task)) }
 }
 
 /// The coroutine of every task's fiber.
@@ -405,7 +406,7 @@ pub(crate) fn make_fiber(
     task: &TaskRef,
     stack: crate::stack_pool::Stack,
 ) -> std::io::Result<FiberContext> {
-    let body_task = TaskPtr(Arc::as_ptr(task));
+    let body_task = TaskPtr(TaskArc::as_ptr(task));
     let body = move |_: &Yielder<(), Reason>, ()| {
         let body_task = body_task;
         // SAFETY: the worker keeps the task alive while its fiber exists

@@ -36,6 +36,7 @@
 //! checks `shutdown` after pushing (a `SeqCst` fence on both sides) and
 //! cancels its own task if the drain may have missed it.
 
+pub(crate) mod block_pool;
 pub(crate) mod blocking;
 pub(crate) mod driver;
 mod idle;
@@ -92,6 +93,8 @@ pub(crate) struct Shared {
     /// Pools for fibers built with another stack size, made on first use.
     other_pools: Mutex<Vec<StackPool>>,
     pub(crate) blocking: BlockingPool,
+    /// Free task blocks, for the workers' lists to refill from.
+    pub(crate) blocks: block_pool::SharedBlocks,
     pub(crate) config: Config,
     /// The I/O driver (the reactor), if the runtime has one.
     pub(crate) driver: Option<DriverGate>,
@@ -167,6 +170,7 @@ impl Shared {
             pool,
             other_pools: Mutex::new(Vec::new()),
             blocking,
+            blocks: block_pool::SharedBlocks::new(),
             config,
             driver: driver.map(DriverGate::new),
             io,

@@ -25,11 +25,10 @@
 //! tokio (its global queue interval) and Go (`schedule` looks at the
 //! global run queue once in 61 ticks).
 
-use std::sync::Arc;
-
 use super::{FAIRNESS_INTERVAL, Worker};
 use crate::fiber::state::Park;
 use crate::fiber::task::{Body, FiberCoroutine, Reason, TaskCell, TaskRef, leave_count_to_park};
+use crate::fiber::task_ref::TaskArc;
 
 /// What [`Worker::hand_off`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +179,7 @@ impl Worker {
             .running
             .take()
             .expect("a hand-off is from the running fiber");
-        debug_assert!(std::ptr::addr_eq(Arc::as_ptr(&me_ref), me));
+        debug_assert!(std::ptr::addr_eq(TaskArc::as_ptr(&me_ref), me));
         me_ref
     }
 }

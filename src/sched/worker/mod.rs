@@ -48,6 +48,7 @@ mod shutdown;
 
 pub(crate) use self::handoff::HandOff;
 
+use super::block_pool::LocalBlocks;
 use super::queue::LocalQueue;
 use super::ready::ReadyQueue;
 use super::registry::Registry;
@@ -59,10 +60,20 @@ use crate::fiber::task::{
     Body, BodyEnd, FiberContext, FiberCoroutine, Outcome, Reason, TaskCell, TaskRef,
     leave_count_to_park, make_fiber,
 };
+use crate::fiber::task_ref::TaskArc;
 use crate::loom::sync::atomic::Ordering;
 
 thread_local! {
     static CURRENT: Cell<*const Worker> = const { Cell::new(ptr::null()) };
+}
+
+/// Clears `CURRENT` when dropped.
+struct ClearCurrent;
+
+impl Drop for ClearCurrent {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
 }
 
 /// The worker running on this thread, if any. Never inlined: see the
@@ -132,6 +143,8 @@ pub(crate) struct Worker {
     stolen_seen: Cell<u64>,
     /// xorshift state for choosing whom to steal from first.
     rng: Cell<u32>,
+    /// Free task blocks (`block_pool`).
+    blocks: LocalBlocks,
 }
 
 impl Worker {
@@ -156,10 +169,14 @@ impl Worker {
             searching: Cell::new(false),
             stolen_seen: Cell::new(0),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1).wrapping_mul(0x85EB_CA6B)),
+            blocks: LocalBlocks::new(),
         };
         CURRENT.with(|c| c.set(&worker));
+        // Declared after `worker`, so dropped before it, even if the loop
+        // unwinds: the task blocks its fields free must not reach a worker
+        // whose fields are being dropped (`block_pool`).
+        let _clear = ClearCurrent;
         worker.run_loop();
-        CURRENT.with(|c| c.set(ptr::null()));
     }
 
     fn run_loop(&self) {
@@ -195,6 +212,12 @@ impl Worker {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// This worker's free task blocks.
+    #[inline]
+    pub(crate) fn blocks(&self) -> &LocalBlocks {
+        &self.blocks
     }
 
     /// Whether a fiber whose home is `home` may be resumed by this worker:
@@ -495,7 +518,7 @@ impl Worker {
     /// at shutdown. A fiber that runs to its end without switching out (a
     /// short spawned closure) never costs a registry slot or a count.
     pub(crate) fn register_running(&self, task: TaskRef) {
-        let cell = Arc::as_ptr(&task);
+        let cell = TaskArc::as_ptr(&task);
         let slot = if self.shared.config.migrate {
             self.me.registry.lock().insert(task)
         } else {

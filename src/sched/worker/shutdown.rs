@@ -2,11 +2,10 @@
 //! here is unwound (its destructors run) and every unstarted task queued
 //! here is completed as cancelled; see `sched/mod.rs`, "Shutdown".
 
-use std::sync::Arc;
-
 use super::Worker;
 use crate::fiber::state::Claim;
 use crate::fiber::task::{FiberContext, Outcome, TaskRef, take_parked_count};
+use crate::fiber::task_ref::TaskArc;
 use crate::stack_pool::Hoard;
 
 impl Worker {
@@ -78,7 +77,7 @@ impl Worker {
     fn unwind(&self, task: TaskRef) {
         // SAFETY: we hold the claim.
         let fiber = std::mem::replace(unsafe { task.header.fiber_mut() }, FiberContext::none());
-        self.current.set(Some(Arc::as_ptr(&task)));
+        self.current.set(Some(TaskArc::as_ptr(&task)));
         drop(fiber);
         self.current.set(None);
         self.forget_started(&task);
@@ -94,7 +93,7 @@ impl Worker {
     /// worker, busy in the hook, would ever have produced (by cancelling
     /// that actor, queued here), and the runtime's drop hung.
     fn cancel_unstarted_claimed(&self, task: TaskRef) {
-        let outer = self.current.replace(Some(Arc::as_ptr(&task)));
+        let outer = self.current.replace(Some(TaskArc::as_ptr(&task)));
         task.body.complete(Outcome::Cancelled);
         self.current.set(outer);
         task.header.state.transition_to_complete();

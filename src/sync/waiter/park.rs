@@ -40,12 +40,13 @@ impl TaskPtr {
         // the fiber is still waiting: its context is not READY.
         let task = unsafe { &*ptr };
         crate::sched::wake_by(task, || {
-            // SAFETY: `ptr` came from `Arc::as_ptr` of the TaskRef the
-            // worker ran the fiber from (`Worker::current_task`), and
-            // the task is alive (above); the new Arc owns a new count.
+            // SAFETY: `ptr` came from `TaskArc::as_ptr` of the TaskRef
+            // the worker ran the fiber from (`Worker::current_task`), and
+            // the task is alive (above); the new reference owns a new
+            // count.
             unsafe {
-                std::sync::Arc::increment_strong_count(ptr);
-                std::sync::Arc::from_raw(ptr)
+                crate::fiber::task_ref::TaskArc::increment_count(ptr);
+                crate::fiber::task_ref::TaskArc::from_raw(ptr)
             }
         });
     }

@@ -1,0 +1,269 @@
+//! [`TaskArc`]: the counted pointer to a task's heap block.
+//!
+//! It is `std::sync::Arc` cut to what tasks use (no weak references), for
+//! one reason: its block comes from, and goes back to, the runtime's
+//! block pool (`sched::block_pool`), where an `Arc`'s can only go to the
+//! global allocator. A fiber that is spawned and joined costs one block
+//! taken and one given back; through glibc's `malloc` and `free` that was
+//! a quarter of all the instructions of a spawn and join.
+//!
+//! The count is the block's first word, as an `Arc`'s strong count is, and
+//! its orderings are `Arc`'s: increments are relaxed (a count is only ever
+//! taken from one already held), the decrement releases, and the last one
+//! acquires before the task is dropped.
+
+use std::alloc::Layout;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::{self, NonNull};
+
+use super::task::TaskCell;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering, fence};
+use crate::sched::block_pool;
+
+/// `TaskArc<T>` as a `TaskArc<dyn Trait>` (or a `dyn Sub` as a `dyn Super`):
+/// the coercion the compiler makes from `Arc<T>` to `Arc<dyn Trait>`.
+macro_rules! erase_task {
+    ($task:expr => $to:ty) => {
+        // SAFETY: `|p| p` is the unsizing coercion itself.
+        unsafe { $crate::fiber::task_ref::TaskArc::unsize::<$to>($task, |p| p) }
+    };
+}
+pub(crate) use erase_task;
+
+/// Counts above this abort, as `Arc`'s do: only leaked references (with
+/// `mem::forget`) could get there, and wrapping would free a live task.
+const MAX_COUNT: usize = isize::MAX as usize;
+
+/// A task's memory: the count, then the task. `repr(C)`: the count is the
+/// first word whatever the body.
+#[repr(C)]
+pub(crate) struct Counted<B: ?Sized> {
+    count: AtomicUsize,
+    pub(crate) cell: TaskCell<B>,
+}
+
+/// A counted reference to a task, shared between threads like an `Arc`.
+pub(crate) struct TaskArc<B: ?Sized> {
+    ptr: NonNull<Counted<B>>,
+    /// The task is ours to drop (for the drop checker).
+    _owns: PhantomData<Counted<B>>,
+}
+
+// SAFETY: as for `Arc<TaskCell<B>>`: the block is shared, and dropped by
+// whichever thread lets go of the last reference.
+unsafe impl<B: ?Sized + Send + Sync> Send for TaskArc<B> {}
+// SAFETY: as above.
+unsafe impl<B: ?Sized + Send + Sync> Sync for TaskArc<B> {}
+
+/// A pointer: moving it never moves the task (as for `Arc`).
+impl<B: ?Sized> Unpin for TaskArc<B> {}
+
+impl<B> TaskArc<B> {
+    /// A new task, and a second reference to it: the block is taken from
+    /// the pool and the task is built in place by `init`, which must write
+    /// every field of the cell it is given (the header and the body), and
+    /// is inlined so that constant fields are stored straight into the
+    /// block. The count is born 2, where a `clone` would cost a locked
+    /// instruction: a spawn keeps one reference for the run queue, and one
+    /// for the join handle (or the actor's address).
+    #[inline(always)]
+    pub(crate) fn new_twice(init: impl FnOnce(*mut TaskCell<B>)) -> (TaskArc<B>, TaskArc<B>) {
+        let task = TaskArc::new_counted(2, init);
+        let twin = TaskArc {
+            ptr: task.ptr,
+            _owns: PhantomData,
+        };
+        (task, twin)
+    }
+
+    #[inline(always)]
+    fn new_counted(count: usize, init: impl FnOnce(*mut TaskCell<B>)) -> TaskArc<B> {
+        let ptr = block_pool::alloc(Layout::new::<Counted<B>>()).cast::<Counted<B>>();
+        // SAFETY: the block is fresh, sized and aligned for a `Counted<B>`,
+        // and nobody else can see it; each field is written once, without
+        // reading the old bytes (`init`'s contract covers the cell).
+        unsafe {
+            (&raw mut (*ptr.as_ptr()).count).write(AtomicUsize::new(count));
+            init(&raw mut (*ptr.as_ptr()).cell);
+        }
+        TaskArc {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<B: ?Sized> TaskArc<B> {
+    /// The same reference seen as another (unsized) type: `coerce` is the
+    /// unsizing coercion, written `|p| p` at the call site (the one the
+    /// compiler makes for `Arc<T>` to `Arc<dyn Trait>`, which needs the
+    /// unstable `CoerceUnsized` for a type of our own).
+    ///
+    /// # Safety
+    ///
+    /// `coerce` returns the pointer it is given, only retyped (an
+    /// unsizing coercion): the same block, the same task.
+    #[inline(always)]
+    pub(crate) unsafe fn unsize<U: ?Sized>(
+        this: TaskArc<B>,
+        coerce: impl FnOnce(NonNull<Counted<B>>) -> NonNull<Counted<U>>,
+    ) -> TaskArc<U> {
+        let ptr = coerce(this.ptr);
+        std::mem::forget(this);
+        TaskArc {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+
+    /// The task's address, valid while a reference is held; the pointer
+    /// [`from_raw`](Self::from_raw) and [`increment_count`] take.
+    ///
+    /// [`increment_count`]: Self::increment_count
+    #[inline]
+    pub(crate) fn as_ptr(this: &TaskArc<B>) -> *const TaskCell<B> {
+        // SAFETY: `ptr` points to a live block (we hold a reference).
+        unsafe { &raw const (*this.ptr.as_ptr()).cell }
+    }
+
+    /// Takes over a reference whose count is already held, given the
+    /// task's address.
+    ///
+    /// # Safety
+    ///
+    /// `cell` came from [`as_ptr`](Self::as_ptr) of a `TaskArc<B>` and the
+    /// caller owns one count of it (left by `mem::forget`, or added by
+    /// [`increment_count`](Self::increment_count)), which the result takes.
+    #[inline]
+    pub(crate) unsafe fn from_raw(cell: *const TaskCell<B>) -> TaskArc<B> {
+        // SAFETY: the cell is alive (the caller owns a count).
+        let offset = cell_offset(std::mem::align_of_val(unsafe { &*cell }));
+        let ptr = cell.wrapping_byte_sub(offset) as *mut Counted<B>;
+        TaskArc {
+            // SAFETY: derived from a valid, non-null task address.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+            _owns: PhantomData,
+        }
+    }
+
+    /// Adds a count to the task at `cell`, for a [`from_raw`] to take.
+    ///
+    /// # Safety
+    ///
+    /// `cell` came from [`as_ptr`](Self::as_ptr) of a `TaskArc<B>` that is
+    /// alive for the duration of the call.
+    ///
+    /// [`from_raw`]: Self::from_raw
+    #[inline]
+    pub(crate) unsafe fn increment_count(cell: *const TaskCell<B>) {
+        // SAFETY: the caller's reference keeps the block alive; the new
+        // count is not owned by a `TaskArc` until `from_raw` takes it.
+        let this = std::mem::ManuallyDrop::new(unsafe { TaskArc::from_raw(cell) });
+        this.add_count();
+    }
+
+    /// How many references exist (a snapshot).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn count(this: &TaskArc<B>) -> usize {
+        this.counted().count.load(Ordering::Acquire)
+    }
+
+    #[inline(always)]
+    fn counted(&self) -> &Counted<B> {
+        // SAFETY: we hold a count, so the block is alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline]
+    fn add_count(&self) {
+        if self.counted().count.fetch_add(1, Ordering::Relaxed) > MAX_COUNT {
+            std::process::abort();
+        }
+    }
+
+    /// The last reference is gone: drops the task and gives its block
+    /// back. Out of line, as `Arc`'s is: a drop that is not the last is
+    /// one decrement.
+    #[inline(never)]
+    fn drop_task(&mut self) {
+        // SAFETY: the block is alive until the dealloc below; nobody else
+        // holds a reference (the count reached zero), so the task is ours
+        // to drop, once.
+        unsafe {
+            let layout = Layout::for_value(self.ptr.as_ref());
+            ptr::drop_in_place(self.ptr.as_ptr());
+            block_pool::free(self.ptr.cast(), layout);
+        }
+    }
+}
+
+/// Where the cell starts in a `Counted` whose cell is aligned to
+/// `align`: after the count, rounded up (`repr(C)`).
+#[inline(always)]
+fn cell_offset(align: usize) -> usize {
+    let align = align.max(std::mem::align_of::<AtomicUsize>());
+    std::mem::size_of::<AtomicUsize>().next_multiple_of(align)
+}
+
+impl<B: ?Sized> Clone for TaskArc<B> {
+    #[inline]
+    fn clone(&self) -> TaskArc<B> {
+        self.add_count();
+        TaskArc {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<B: ?Sized> Drop for TaskArc<B> {
+    #[inline]
+    fn drop(&mut self) {
+        // Release: this thread's uses of the task happen before its drop.
+        if self.counted().count.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Acquire: every other thread's release above happened before.
+        fence(Ordering::Acquire);
+        self.drop_task();
+    }
+}
+
+impl<B: ?Sized> Deref for TaskArc<B> {
+    type Target = TaskCell<B>;
+
+    #[inline(always)]
+    fn deref(&self) -> &TaskCell<B> {
+        &self.counted().cell
+    }
+}
+
+impl<B: ?Sized> fmt::Debug for TaskArc<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.counted().cell.header.fmt(f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[repr(align(32))]
+    struct Aligned(#[expect(dead_code, reason = "only its alignment counts")] u8);
+
+    /// `from_raw` finds the block from the cell's address and alignment.
+    #[test]
+    fn the_cell_offset_follows_the_cells_alignment() {
+        assert_eq!(
+            cell_offset(std::mem::align_of::<TaskCell<u8>>()),
+            std::mem::offset_of!(Counted<u8>, cell)
+        );
+        assert_eq!(
+            cell_offset(std::mem::align_of::<TaskCell<Aligned>>()),
+            std::mem::offset_of!(Counted<Aligned>, cell)
+        );
+        assert_eq!(std::mem::offset_of!(Counted<Aligned>, cell), 32);
+    }
+}
