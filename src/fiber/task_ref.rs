@@ -203,8 +203,15 @@ impl<B: ?Sized> TaskArc<B> {
 /// `align`: after the count, rounded up (`repr(C)`).
 #[inline(always)]
 fn cell_offset(align: usize) -> usize {
+    let count = std::mem::size_of::<AtomicUsize>();
     let align = align.max(std::mem::align_of::<AtomicUsize>());
-    std::mem::size_of::<AtomicUsize>().next_multiple_of(align)
+    if count.is_power_of_two() {
+        // Both powers of two: the larger is a multiple of the smaller.
+        count.max(align)
+    } else {
+        // (loom's atomics) `align` is a power of two.
+        (count + align - 1) & !(align - 1)
+    }
 }
 
 impl<B: ?Sized> Clone for TaskArc<B> {
