@@ -32,8 +32,8 @@ use std::task::{Context, Poll, Waker};
 
 use super::Fiber;
 use super::task::{Body, TaskRef};
+use super::task_ref::{TaskArc, erase_task};
 use crate::error::JoinError;
-use crate::fiber::task_ref::{TaskArc, erase_task};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
 /// The word before anything happened: no waiter, no result.

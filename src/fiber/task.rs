@@ -140,8 +140,8 @@ pub(crate) fn leave_count_to_park(task: TaskRef) {
 ///
 /// The caller has just moved the task out of PARKED itself (a wake that
 /// returned `Resume`, or shutdown's claim), so the count is its own to
-/// take, once; `task` is the task's whole cell, which lives in a `TaskArc`'s block, as
-/// every task does.
+/// take, once; `task` is the task's whole cell, which lives in a
+/// `TaskArc`'s block, as every task does.
 #[inline]
 pub(crate) unsafe fn take_parked_count(task: &TaskCell<dyn Body>) -> TaskRef {
     // SAFETY: see above: the count exists and is ours; the pointer is to
