@@ -2,8 +2,8 @@
 //!
 //! It is `std::sync::Arc` cut to what tasks use (no weak references), for
 //! one reason: its block comes from, and goes back to, the runtime's
-//! block pool (`sched::block_pool`), where an `Arc`'s can only go to the
-//! global allocator. A fiber that is spawned and joined costs one block
+//! block pool (`sched::block_pool`), where an `Arc`'s block can only go
+//! back to the global allocator. A fiber that is spawned and joined costs one block
 //! taken and one given back; through glibc's `malloc` and `free` that was
 //! a quarter of all the instructions of a spawn and join.
 //!
@@ -41,7 +41,7 @@ const MAX_COUNT: usize = isize::MAX as usize;
 #[repr(C)]
 pub(crate) struct Counted<B: ?Sized> {
     count: AtomicUsize,
-    pub(crate) cell: TaskCell<B>,
+    cell: TaskCell<B>,
 }
 
 /// A counted reference to a task, shared between threads like an `Arc`.
@@ -70,28 +70,19 @@ impl<B> TaskArc<B> {
     /// for the join handle (or the actor's address).
     #[inline(always)]
     pub(crate) fn new_twice(init: impl FnOnce(*mut TaskCell<B>)) -> (TaskArc<B>, TaskArc<B>) {
-        let task = TaskArc::new_counted(2, init);
-        let twin = TaskArc {
-            ptr: task.ptr,
-            _owns: PhantomData,
-        };
-        (task, twin)
-    }
-
-    #[inline(always)]
-    fn new_counted(count: usize, init: impl FnOnce(*mut TaskCell<B>)) -> TaskArc<B> {
         let ptr = block_pool::alloc(Layout::new::<Counted<B>>()).cast::<Counted<B>>();
         // SAFETY: the block is fresh, sized and aligned for a `Counted<B>`,
         // and nobody else can see it; each field is written once, without
         // reading the old bytes (`init`'s contract covers the cell).
         unsafe {
-            (&raw mut (*ptr.as_ptr()).count).write(AtomicUsize::new(count));
+            (&raw mut (*ptr.as_ptr()).count).write(AtomicUsize::new(2));
             init(&raw mut (*ptr.as_ptr()).cell);
         }
-        TaskArc {
+        let task = || TaskArc {
             ptr,
             _owns: PhantomData,
-        }
+        };
+        (task(), task())
     }
 }
 
