@@ -41,9 +41,9 @@
 use std::alloc::{self, Layout};
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
-use std::sync::Mutex;
 
 use super::worker;
+use crate::loom::sync::Mutex;
 
 /// The largest pooled block, in bytes.
 const MAX_POOLED: usize = 1016;
@@ -52,11 +52,11 @@ const MAX_ALIGN: usize = 16;
 /// Classes: usable sizes 8, 24, 40, ..., `MAX_POOLED`.
 const CLASSES: usize = (MAX_POOLED - 8) / 16 + 1;
 /// Most free blocks a worker keeps a class.
-pub(crate) const LOCAL_MAX: usize = 64;
+const LOCAL_MAX: usize = 64;
 /// Blocks moved between a worker and the shared pool at once.
-pub(crate) const BATCH: usize = 32;
+const BATCH: usize = 32;
 /// Most bytes of free blocks the shared pool keeps.
-pub(crate) const SHARED_MAX_BYTES: usize = 256 << 20;
+const SHARED_MAX_BYTES: usize = 256 << 20;
 
 /// A size class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,15 +247,8 @@ impl SharedBlocks {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, SharedInner> {
-        // No code that can panic runs under the lock.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn take_batch(&self, class: Class) -> Option<Chain> {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let chain = inner.batches[class.0].pop()?;
         inner.bytes -= chain.len * class.size();
         Some(chain)
@@ -264,7 +257,7 @@ impl SharedBlocks {
     fn give_batch(&self, class: Class, mut chain: Chain) {
         let bytes = chain.len * class.size();
         {
-            let mut inner = self.lock();
+            let mut inner = self.inner.lock();
             if inner.bytes + bytes <= self.max_bytes {
                 inner.bytes += bytes;
                 inner.batches[class.0].push(chain);
@@ -277,24 +270,21 @@ impl SharedBlocks {
     /// How many bytes of free blocks the pool keeps.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn bytes(&self) -> usize {
-        self.lock().bytes
+        self.inner.lock().bytes
     }
 }
 
 impl std::fmt::Debug for SharedBlocks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedBlocks")
-            .field("bytes", &self.lock().bytes)
+            .field("bytes", &self.inner.lock().bytes)
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for SharedBlocks {
     fn drop(&mut self) {
-        let inner = self
-            .inner
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self.inner.lock();
         for (class, batches) in inner.batches.iter_mut().enumerate() {
             for chain in batches.iter_mut() {
                 chain.free_all(Class(class));
@@ -374,9 +364,8 @@ mod tests {
         assert_eq!(Class::of(Layout::from_size_align(64, 32).unwrap()), None);
     }
 
-    /// Blocks overflow to the shared pool a batch at a time, come back to
-    /// an empty worker list from it, and the pool keeps no more than its
-    /// cap.
+    /// Blocks overflow to the shared pool a batch at a time, and come back
+    /// to an empty worker list from it.
     #[test]
     fn blocks_move_between_a_worker_and_the_shared_pool_in_batches() {
         let class = Class::of(Layout::new::<[u64; 16]>()).unwrap();
