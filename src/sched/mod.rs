@@ -302,6 +302,38 @@ pub(crate) fn wake(task: &TaskRef) {
 /// only to queue a task woken from IDLE; one woken from PARKED is queued
 /// with the count its park left (see `fiber::task`, "References").
 pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskRef) {
+    wake_then(task, counted, resume);
+}
+
+/// [`wake_by`] for a fiber parked in a wait whose context lies at
+/// `waiter` on its stack (a channel's or a lock's hand-off). Its frames
+/// are asked into the cache before its task's header is touched: in a
+/// ring of many fibers both are cold, and [`worker::Worker::prefetch`] can only
+/// start on the frames once the header, which holds the saved stack
+/// pointer, has come in. The frames lie just below the context, so this
+/// starts on both at once (see `Worker::prefetch_waiter`).
+#[inline(always)]
+pub(crate) fn wake_waiter(
+    task: &TaskCell<dyn Body>,
+    waiter: *const u8,
+    counted: impl FnOnce() -> TaskRef,
+) {
+    worker::with_current(|current| {
+        if let Some(worker) = current {
+            worker.prefetch_waiter(task, waiter);
+        }
+        wake_then(task, counted, |task| resume_on(current, task));
+    });
+}
+
+/// Wakes `task` and queues it: a task woken from IDLE is scheduled, a
+/// fiber woken from PARKED goes to `resume`.
+#[inline(always)]
+fn wake_then(
+    task: &TaskCell<dyn Body>,
+    counted: impl FnOnce() -> TaskRef,
+    resume: impl FnOnce(TaskRef),
+) {
     match task.header.state.wake() {
         Wake::Nothing => {}
         Wake::Schedule => {
@@ -322,18 +354,18 @@ pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskR
 /// from 156 to 193 ns/hop.)
 #[inline(always)]
 fn resume(task: TaskRef) {
+    worker::with_current(move |current| resume_on(current, task));
+}
+
+/// [`resume`] with this thread's worker, `current`, looked up already.
+#[inline(always)]
+fn resume_on(current: Option<&worker::Worker>, task: TaskRef) {
     // SAFETY: we moved the task out of PARKED ourselves, and nobody can
     // claim it before we queue it.
     let home = unsafe { task.header.home_ptr() };
-    let elsewhere = worker::with_current(move |current| match current {
-        Some(worker) if worker.can_resume(home) => {
-            worker.push_woken(task);
-            None
-        }
-        _ => Some(task),
-    });
-    if let Some(task) = elsewhere {
-        resume_elsewhere(task);
+    match current {
+        Some(worker) if worker.can_resume(home) => worker.push_woken(task),
+        _ => resume_elsewhere(task),
     }
 }
 

@@ -119,7 +119,7 @@ impl Wake {
         {
             let cx = self.0.cx();
             if let Target::Fiber(task) = &cx.target {
-                task.wake();
+                task.wake(std::ptr::from_ref(cx).cast());
                 cx.set_ready();
                 return;
             }

@@ -271,6 +271,17 @@ impl Worker {
         }
     }
 
+    /// Asks the cache for the frames of `task`, a fiber parked in a wait
+    /// whose context lies at `waiter` on its stack, before waking it:
+    /// see [`crate::arch::prefetch_below`]. Skipped for the fiber that ran just
+    /// before the current one, as in [`Self::prefetch`].
+    #[inline(always)]
+    pub(crate) fn prefetch_waiter(&self, task: *const TaskCell<dyn Body>, waiter: *const u8) {
+        if task.cast::<()>() != self.previous.get() {
+            crate::arch::prefetch_below(waiter);
+        }
+    }
+
     /// The task whose fiber is running on this worker.
     #[inline]
     pub(crate) fn current_task(&self) -> Option<*const TaskCell<dyn Body>> {
