@@ -289,6 +289,7 @@ where
 /// The cell is built in its heap block: a `TaskCell` built on the stack
 /// and moved into its block costs a copy of all its bytes (most of the
 /// header and body are constants that the stores below write directly).
+#[inline(always)]
 fn new_task<F, T>(
     name: Option<Box<str>>,
     pool: Option<crate::stack_pool::StackPool>,
@@ -339,20 +340,27 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let mut f = Some(f);
     // One thread-local lookup serves both the runtime and the queue.
-    let spawned = crate::sched::worker::with_current(|w| {
-        w.map(|w| {
-            let (task, handle) = new_task(None, None, f.take().expect("spawned once"));
+    crate::sched::worker::with_current(move |w| match w {
+        Some(w) => {
+            let (task, handle) = new_task(None, None, f);
             w.shared().spawn_from(Some(w), task);
             handle
-        })
-    });
-    match spawned {
-        Some(handle) => handle,
-        None => match Handle::try_current() {
-            Some(handle) => handle.spawn(f.take().expect("spawned once")),
-            None => panic!("{NO_RUNTIME}"),
-        },
+        }
+        None => spawn_off_worker(f),
+    })
+}
+
+/// [`spawn`] from a thread that is not a worker: through the runtime's
+/// handle, if the thread has one (a blocking-pool thread, say).
+#[inline(never)]
+fn spawn_off_worker<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Handle::try_current() {
+        Some(handle) => handle.spawn(f),
+        None => panic!("{NO_RUNTIME}"),
     }
 }
