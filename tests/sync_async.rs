@@ -6,6 +6,7 @@
 mod sync_util;
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -103,6 +104,33 @@ fn a_join_handle_awaited_after_the_fiber_panicked_reports_it() {
     let h = rt.spawn(|| -> u8 { panic!("boom") });
     let err = futures_block_on(h).unwrap_err();
     assert!(err.is_panic());
+}
+
+#[test]
+fn a_join_handle_used_after_it_was_awaited_panics_with_the_reason() {
+    let _w = watchdog(
+        "a_join_handle_used_after_it_was_awaited_panics_with_the_reason",
+        LIMIT,
+    );
+    let rt = runtime(1);
+    let mut h = rt.spawn(|| 7u8);
+    assert_eq!(futures_block_on(&mut h).unwrap(), 7);
+    let message = |payload: Box<dyn std::any::Any + Send>| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    let polled = catch_unwind(AssertUnwindSafe(|| futures_block_on(&mut h)))
+        .expect_err("a second poll after Ready panics");
+    assert!(
+        message(polled).contains("awaited to completion"),
+        "the panic names the misuse"
+    );
+    let joined = catch_unwind(AssertUnwindSafe(move || h.join()))
+        .expect_err("a join after the result was awaited panics");
+    assert!(message(joined).contains("awaited to completion"));
 }
 
 /// Polls a future once, then drops it; its output if it was ready.

@@ -4,7 +4,7 @@ use std::cell::UnsafeCell;
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::join::{JoinState, JoinTarget};
+use super::join::{JoinState, JoinTarget, TAKEN_TWICE};
 use super::task::{Body, BodyEnd, Outcome, TaskCell};
 use crate::error::JoinError;
 
@@ -141,12 +141,13 @@ where
 
     unsafe fn take_result(&self) -> Result<T, JoinError> {
         // SAFETY: the caller saw COMPLETE (Acquire), which the writer set
-        // after writing (Release), and takes it once.
+        // after writing (Release), and is the handle, the only taker.
         let stage = unsafe { mem::replace(&mut *self.stage.get(), Stage::Taken) };
         match stage {
             Stage::Returned(value) => Ok(value),
             Stage::Failed(err) => Err(*err),
-            Stage::Pending(_) | Stage::Running | Stage::Taken => {
+            Stage::Taken => panic!("{TAKEN_TWICE}"),
+            Stage::Pending(_) | Stage::Running => {
                 unreachable!("a complete fiber left its result")
             }
         }
