@@ -2,7 +2,7 @@
 //!
 //! The API is `std::thread`'s: [`spawn`] returns a
 //! [`JoinHandle`], a [`Builder`] names a fiber or sizes its stack,
-//! [`current`] returns a [`Fiber`] handle that can [`unpark`](Fiber::unpark)
+//! [`current()`] returns a [`Fiber`] handle that can [`unpark`](Fiber::unpark)
 //! it, and [`park`], [`park_timeout`], [`sleep`](crate::sleep) and
 //! [`yield_now`](crate::yield_now) block or yield the *fiber*, not the
 //! worker thread. Off a fiber, each of these behaves like its `std::thread`
@@ -55,7 +55,7 @@ use crate::sched::Shared;
 use crate::sched::worker::Worker;
 
 /// A fiber's identifier, unique in the process. Plain threads get one too
-/// (see [`current`]).
+/// (see [`current()`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FiberId(NonZeroU64);
 
@@ -84,7 +84,7 @@ impl fmt::Display for FiberId {
 
 /// A handle to a fiber: its id and name, and [`unpark`](Self::unpark).
 ///
-/// Obtained from [`current`] or [`JoinHandle::fiber`]. Off a fiber,
+/// Obtained from [`current()`] or [`JoinHandle::fiber`]. Off a fiber,
 /// `current()` returns a `Fiber` for the calling *thread*, which `unpark`
 /// unparks like `std::thread::Thread::unpark`: code that parks and unparks
 /// works the same on fibers and threads.

@@ -165,7 +165,7 @@ impl LocalBlocks {
     /// # Safety
     ///
     /// No other reference to the chains is alive: the worker's thread
-    /// calls this from [`alloc`] and [`free`] only, which do not re-enter
+    /// calls this from [`alloc()`] and [`free`] only, which do not re-enter
     /// (they call nothing that frees a task block).
     #[inline]
     #[expect(clippy::mut_from_ref, reason = "exclusive by the contract above")]
@@ -317,11 +317,11 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
     NonNull::new(block).unwrap_or_else(|| alloc::handle_alloc_error(layout))
 }
 
-/// Gives back a block [`alloc`] returned for `layout`.
+/// Gives back a block [`alloc()`] returned for `layout`.
 ///
 /// # Safety
 ///
-/// `block` came from [`alloc`] with this `layout` and is no longer used.
+/// `block` came from [`alloc()`] with this `layout` and is no longer used.
 #[inline]
 pub(crate) unsafe fn free(block: NonNull<u8>, layout: Layout) {
     let Some(class) = Class::of(layout) else {

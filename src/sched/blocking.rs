@@ -1,6 +1,6 @@
 //! The blocking pool: OS threads for work that would block a worker.
 //!
-//! [`blocking`](crate::blocking) hands a closure to this pool and parks the
+//! [`blocking`] hands a closure to this pool and parks the
 //! calling fiber until it is done. The pool grows on demand up to a bound
 //! (its threads are made only when no idle one can take the job) and an
 //! idle thread exits after a keep-alive period. Jobs beyond the bound wait
