@@ -308,10 +308,10 @@ pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskR
 /// [`wake_by`] for a fiber parked in a wait whose context lies at
 /// `waiter` on its stack (a channel's or a lock's hand-off). Its frames
 /// are asked into the cache before its task's header is touched: in a
-/// ring of many fibers both are cold, and [`worker::Worker::prefetch`] can only
-/// start on the frames once the header, which holds the saved stack
-/// pointer, has come in. The frames lie just below the context, so this
-/// starts on both at once (see `Worker::prefetch_waiter`).
+/// ring of many fibers both are cold, and [`worker::Worker::prefetch`]
+/// can only start on the frames once the header, which holds the saved
+/// stack pointer, has come in. The frames lie just below the context,
+/// so this starts on both at once (see `Worker::prefetch_waiter`).
 #[inline(always)]
 pub(crate) fn wake_waiter(
     task: &TaskCell<dyn Body>,
