@@ -73,7 +73,6 @@ mod supervisor;
 
 use std::fmt;
 
-use crate::fiber::task::Body;
 use crate::fiber::task_ref::{TaskArc, erase_task};
 
 pub use self::addr::{Addr, Reply};
@@ -86,7 +85,7 @@ pub use self::supervisor::{
     ChildSpec, Restart, Strategy, Supervisor, SupervisorActor, SupervisorRef,
 };
 use crate::fiber::state::State;
-use crate::fiber::task::{Header, TaskCell};
+use crate::fiber::task::{Body, Header};
 use crate::runtime::Handle;
 
 /// An actor: state plus a handler for its messages. Every hook gets the
@@ -206,14 +205,10 @@ impl Builder {
     pub fn spawn_on<A: Actor>(self, handle: &Handle, actor: A) -> Addr<A> {
         let shared = handle.shared().clone();
         let name = self.name.map(String::into_boxed_str);
-        let body = ActorCell::new(actor, self.capacity, shared.clone());
-        let (cell, twin) = TaskArc::new_twice(|place: *mut TaskCell<ActorCell<A>>| {
-            // SAFETY: `new_twice` gives a fresh cell, valid for writes.
-            unsafe {
-                (&raw mut (*place).header).write(Header::new(State::new_scheduled(), name, None));
-                (&raw mut (*place).body).write(body);
-            }
-        });
+        let (cell, twin) = TaskArc::new_twice(
+            || Header::new(State::new_scheduled(), name, None),
+            || ActorCell::new(actor, self.capacity, shared.clone()),
+        );
         shared.spawn(erase_task!(twin => dyn Body));
         Addr::from_cell(cell)
     }

@@ -48,7 +48,7 @@ use self::join::JoinTarget;
 pub use self::local::FiberLocal;
 use self::spawned::Spawned;
 use self::state::State;
-use self::task::{Body, Header, TaskCell, TaskRef};
+use self::task::{Body, Header, TaskRef};
 use self::task_ref::{TaskArc, erase_task};
 use crate::runtime::Handle;
 use crate::sched::Shared;
@@ -299,15 +299,10 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (cell, twin) = TaskArc::new_twice(|place: *mut TaskCell<Spawned<F, T>>| {
-        // SAFETY: `new_twice` gives a fresh cell, valid for writes, that
-        // nobody else can see. Each field is written once, without
-        // reading the old bytes.
-        unsafe {
-            (&raw mut (*place).header).write(Header::new(State::new_scheduled(), name, pool));
-            (&raw mut (*place).body).write(Spawned::new(f));
-        }
-    });
+    let (cell, twin) = TaskArc::new_twice(
+        || Header::new(State::new_scheduled(), name, pool),
+        || Spawned::new(f),
+    );
     let handle = JoinHandle::new(erase_task!(twin => dyn JoinTarget<T>));
     (erase_task!(cell => dyn Body), handle)
 }
