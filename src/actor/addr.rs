@@ -8,8 +8,7 @@ use super::error::{AskError, SendError, TrySendError};
 use super::link::{ActorRef, Control, StopReason};
 use super::mailbox::{Kill, Refused, Signal};
 use super::{Actor, ActorId};
-use crate::fiber::task::Body;
-use crate::fiber::task::TaskRef;
+use crate::fiber::task::{Body, TaskRef};
 use crate::fiber::task_ref::{TaskArc, erase_task};
 
 /// The address of an actor: send it messages, stop it, wait for it.

@@ -7,7 +7,6 @@ use super::cell::ActorCell;
 use super::link::{ActorRef, Control, StopReason};
 use super::mailbox::Signal;
 use super::{Actor, ActorId, Addr};
-
 use crate::fiber::task_ref::{TaskArc, erase_task};
 
 /// The context of an actor's hook (`started`, `handle`, `stopped`, ...).

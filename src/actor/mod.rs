@@ -73,8 +73,6 @@ mod supervisor;
 
 use std::fmt;
 
-use crate::fiber::task_ref::{TaskArc, erase_task};
-
 pub use self::addr::{Addr, Reply};
 use self::cell::ActorCell;
 pub use self::context::Context;
@@ -86,6 +84,7 @@ pub use self::supervisor::{
 };
 use crate::fiber::state::State;
 use crate::fiber::task::{Body, Header};
+use crate::fiber::task_ref::{TaskArc, erase_task};
 use crate::runtime::Handle;
 
 /// An actor: state plus a handler for its messages. Every hook gets the
