@@ -257,7 +257,7 @@ impl Builder {
             None => None,
         };
         let name = self.name.map(String::into_boxed_str);
-        let (task, handle) = new_task(name, pool, f);
+        let (task, handle) = new_task(current, name, pool, f);
         shared.spawn_from(current, task);
         Ok(handle)
     }
@@ -279,7 +279,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (task, handle) = new_task(name, pool, f);
+    let (task, handle) =
+        crate::sched::worker::with_current(|current| new_task(current, name, pool, f));
     shared.spawn(task);
     handle
 }
@@ -291,6 +292,7 @@ where
 /// header and body are constants that the stores below write directly).
 #[inline(always)]
 fn new_task<F, T>(
+    current: Option<&Worker>,
     name: Option<Box<str>>,
     pool: Option<crate::stack_pool::StackPool>,
     f: F,
@@ -300,6 +302,7 @@ where
     T: Send + 'static,
 {
     let (cell, twin) = TaskArc::new_twice(
+        current,
         || Header::new(State::new_scheduled(), name, pool),
         || Spawned::new(f),
     );
@@ -338,7 +341,7 @@ where
     // One thread-local lookup serves both the runtime and the queue.
     crate::sched::worker::with_current(move |w| match w {
         Some(w) => {
-            let (task, handle) = new_task(None, None, f);
+            let (task, handle) = new_task(Some(w), None, None, f);
             w.shared().spawn_from(Some(w), task);
             handle
         }

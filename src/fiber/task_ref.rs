@@ -21,6 +21,7 @@ use std::ptr::{self, NonNull};
 use super::task::{Header, TaskCell};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering, fence};
 use crate::sched::block_pool;
+use crate::sched::worker::Worker;
 
 /// `TaskArc<T>` as a `TaskArc<dyn Trait>` (or a `dyn Sub` as a `dyn Super`):
 /// the coercion the compiler makes from `Arc<T>` to `Arc<dyn Trait>`.
@@ -69,13 +70,15 @@ impl<B> TaskArc<B> {
     /// were built on the stack and copied (callgrind: 7 instructions more
     /// a spawn). The count is born 2, where a `clone` would cost a locked
     /// instruction: a spawn keeps one reference for the run queue, and one
-    /// for the join handle (or the actor's address).
+    /// for the join handle (or the actor's address). `current` is this
+    /// thread's worker, whose pool the block comes from.
     #[inline(always)]
     pub(crate) fn new_twice(
+        current: Option<&Worker>,
         header: impl FnOnce() -> Header,
         body: impl FnOnce() -> B,
     ) -> (TaskArc<B>, TaskArc<B>) {
-        let ptr = block_pool::alloc(Layout::new::<Counted<B>>()).cast::<Counted<B>>();
+        let ptr = block_pool::alloc(current, Layout::new::<Counted<B>>()).cast::<Counted<B>>();
         // SAFETY: the block is fresh, sized and aligned for a `Counted<B>`,
         // and nobody else can see it; each field is written once, without
         // reading the old bytes.

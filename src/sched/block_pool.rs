@@ -293,18 +293,16 @@ impl Drop for SharedBlocks {
     }
 }
 
-/// A block for `layout`: from this worker's pool if it is pooled and one
-/// is free, else from the global allocator. Never null: an allocation
-/// failure is reported as `Arc::new`'s is
+/// A block for `layout`: from the pool of `current`, this thread's worker
+/// (the caller has looked it up: a spawn does, for its queue), if the
+/// block is pooled and one is free; else from the global allocator.
+/// Never null: an allocation failure is reported as `Arc::new`'s is
 /// ([`handle_alloc_error`](alloc::handle_alloc_error)).
 #[inline]
-pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
+pub(crate) fn alloc(current: Option<&worker::Worker>, layout: Layout) -> NonNull<u8> {
     let (layout, block) = match Class::of(layout) {
         Some(class) => {
-            let pooled = worker::with_current(|w| {
-                let w = w?;
-                w.blocks().take(&w.shared().blocks, class)
-            });
+            let pooled = current.and_then(|w| w.blocks().take(&w.shared().blocks, class));
             if let Some(block) = pooled {
                 return block;
             }
@@ -403,10 +401,11 @@ mod tests {
         let rt = crate::Runtime::builder().workers(1).build().unwrap();
         rt.block_on(|| {
             let layout = Layout::new::<[u64; 14]>();
-            let a = alloc(layout);
+            let alloc = || worker::with_current(|w| alloc(w, layout));
+            let a = alloc();
             // SAFETY: from `alloc` with this layout, unused.
             unsafe { free(a, layout) };
-            let b = alloc(layout);
+            let b = alloc();
             assert_eq!(a, b, "the block just freed is reused");
             // SAFETY: as above.
             unsafe { free(b, layout) };
