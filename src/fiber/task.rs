@@ -49,7 +49,7 @@ use std::sync::atomic::AtomicU64;
 use super::FiberId;
 use super::local::Locals;
 use super::state::State;
-use super::task_ref::TaskArc;
+use super::task_ref::{TaskArc, TaskCount};
 use crate::coroutine::{self, RawCoroutine, Yielder};
 use crate::sched::WorkerShared;
 use crate::sched::worker::UNREGISTERED;
@@ -58,7 +58,10 @@ use crate::stack_pool::{StackError, StackPool};
 /// A task, type-erased: what queues and wakers hold.
 pub(crate) type TaskRef = TaskArc<dyn Body>;
 
-/// A task's memory: the header, then the body.
+/// A task's memory: the header, then the body. `repr(C)`: the header is
+/// at the block's start whatever the body, so a `TaskRef` (a fat pointer)
+/// reaches it without reading the body's alignment from its vtable.
+#[repr(C)]
 pub(crate) struct TaskCell<B: ?Sized> {
     pub(crate) header: Header,
     pub(crate) body: B,
@@ -193,12 +196,13 @@ struct Extras {
 
 /// What every task starts with; see the module doc for the access rules.
 ///
-/// In declaration order (`repr(C)`): what waking a parked fiber and
-/// switching to it read (the state word, the fiber, its home, its id) is
-/// first, together, so that it spans as few cache lines as it can: in a
+/// In declaration order (`repr(C)`): the reference count (as an `Arc`'s,
+/// the block's first word), then what waking a parked fiber and switching
+/// to it read (the state word, the fiber, its home, its id), together, so that it spans as few cache lines as it can: in a
 /// ring of a million fibers each of those lines is a miss per hop.
 #[repr(C)]
 pub(crate) struct Header {
+    pub(super) count: TaskCount,
     pub(crate) state: State,
     /// The task's fiber, or [`FiberContext::none`].
     fiber: UnsafeCell<FiberContext>,
@@ -228,11 +232,13 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
-    /// Inline, so that a caller that builds the task in its heap block
-    /// writes the constant fields there directly.
+    /// A header whose count is 2, for [`TaskArc::new_twice`]. Inline, so
+    /// that a caller that builds the task in its heap block writes the
+    /// constant fields there directly.
     #[inline]
     pub(crate) fn new(state: State, name: Option<Box<str>>, pool: Option<StackPool>) -> Header {
         Header {
+            count: TaskCount::new_twice(),
             state,
             id: FiberId::next(),
             extras: (name.is_some() || pool.is_some()).then(|| Box::new(Extras { name, pool })),

@@ -7,8 +7,8 @@
 //! taken and one given back; through glibc's `malloc` and `free` that was
 //! a quarter of all the instructions of a spawn and join.
 //!
-//! The count is the block's first word, as an `Arc`'s strong count is, and
-//! its orderings are `Arc`'s: increments are relaxed (a count is only ever
+//! The count is the block's first word, as an `Arc`'s strong count is (the
+//! header's first field: [`TaskCount`]), and its orderings are `Arc`'s: increments are relaxed (a count is only ever
 //! taken from one already held), the decrement releases, and the last one
 //! acquires before the task is dropped.
 
@@ -37,19 +37,24 @@ pub(crate) use erase_task;
 /// `mem::forget`) could get there, and wrapping would free a live task.
 const MAX_COUNT: usize = isize::MAX as usize;
 
-/// A task's memory: the count, then the task. `repr(C)`: the count is the
-/// first word whatever the body.
-#[repr(C)]
-pub(crate) struct Counted<B: ?Sized> {
-    count: AtomicUsize,
-    cell: TaskCell<B>,
+/// A task's reference count: the first field of its [`Header`], so that
+/// the pointer to the task is the pointer to the count, whatever the body
+/// (as it is the pointer to the header: see `TaskCell`).
+pub(crate) struct TaskCount(AtomicUsize);
+
+impl TaskCount {
+    /// The count of a new task: see [`TaskArc::new_twice`].
+    #[inline(always)]
+    pub(crate) fn new_twice() -> TaskCount {
+        TaskCount(AtomicUsize::new(2))
+    }
 }
 
 /// A counted reference to a task, shared between threads like an `Arc`.
 pub(crate) struct TaskArc<B: ?Sized> {
-    ptr: NonNull<Counted<B>>,
+    ptr: NonNull<TaskCell<B>>,
     /// The task is ours to drop (for the drop checker).
-    _owns: PhantomData<Counted<B>>,
+    _owns: PhantomData<TaskCell<B>>,
 }
 
 // SAFETY: as for `Arc<TaskCell<B>>`: the block is shared, and dropped by
@@ -68,8 +73,8 @@ impl<B> TaskArc<B> {
     /// taken, and all of it is inlined, so that constant fields are stored
     /// straight into the block: values made before the allocation's call
     /// were built on the stack and copied (callgrind: 7 instructions more
-    /// a spawn). The count is born 2, where a `clone` would cost a locked
-    /// instruction: a spawn keeps one reference for the run queue, and one
+    /// a spawn). The count is born 2 (`Header::new` makes it so), where a
+    /// `clone` would cost a locked instruction: a spawn keeps one reference for the run queue, and one
     /// for the join handle (or the actor's address). `current` is this
     /// thread's worker, whose pool the block comes from.
     #[inline(always)]
@@ -78,13 +83,12 @@ impl<B> TaskArc<B> {
         header: impl FnOnce() -> Header,
         body: impl FnOnce() -> B,
     ) -> (TaskArc<B>, TaskArc<B>) {
-        let ptr = block_pool::alloc(current, Layout::new::<Counted<B>>()).cast::<Counted<B>>();
-        // SAFETY: the block is fresh, sized and aligned for a `Counted<B>`,
+        let ptr = block_pool::alloc(current, Layout::new::<TaskCell<B>>()).cast::<TaskCell<B>>();
+        // SAFETY: the block is fresh, sized and aligned for a `TaskCell<B>`,
         // and nobody else can see it; each field is written once, without
         // reading the old bytes.
         unsafe {
-            (&raw mut (*ptr.as_ptr()).count).write(AtomicUsize::new(2));
-            let cell = &raw mut (*ptr.as_ptr()).cell;
+            let cell = ptr.as_ptr();
             (&raw mut (*cell).header).write(header());
             (&raw mut (*cell).body).write(body());
         }
@@ -109,7 +113,7 @@ impl<B: ?Sized> TaskArc<B> {
     #[inline(always)]
     pub(crate) unsafe fn unsize<U: ?Sized>(
         this: TaskArc<B>,
-        coerce: impl FnOnce(NonNull<Counted<B>>) -> NonNull<Counted<U>>,
+        coerce: impl FnOnce(NonNull<TaskCell<B>>) -> NonNull<TaskCell<U>>,
     ) -> TaskArc<U> {
         let ptr = coerce(this.ptr);
         std::mem::forget(this);
@@ -125,8 +129,7 @@ impl<B: ?Sized> TaskArc<B> {
     /// [`increment_count`]: Self::increment_count
     #[inline]
     pub(crate) fn as_ptr(this: &TaskArc<B>) -> *const TaskCell<B> {
-        // SAFETY: `ptr` points to a live block (we hold a reference).
-        unsafe { &raw const (*this.ptr.as_ptr()).cell }
+        this.ptr.as_ptr()
     }
 
     /// Takes over a reference whose count is already held, given the
@@ -139,12 +142,9 @@ impl<B: ?Sized> TaskArc<B> {
     /// [`increment_count`](Self::increment_count)), which the result takes.
     #[inline]
     pub(crate) unsafe fn from_raw(cell: *const TaskCell<B>) -> TaskArc<B> {
-        // SAFETY: the cell is alive (the caller owns a count).
-        let offset = cell_offset(std::mem::align_of_val(unsafe { &*cell }));
-        let ptr = cell.wrapping_byte_sub(offset) as *mut Counted<B>;
         TaskArc {
-            // SAFETY: derived from a valid, non-null task address.
-            ptr: unsafe { NonNull::new_unchecked(ptr) },
+            // SAFETY: a live task's address (the caller owns a count).
+            ptr: unsafe { NonNull::new_unchecked(cell.cast_mut()) },
             _owns: PhantomData,
         }
     }
@@ -168,18 +168,17 @@ impl<B: ?Sized> TaskArc<B> {
     /// How many references exist (a snapshot).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn count(this: &TaskArc<B>) -> usize {
-        this.counted().count.load(Ordering::Acquire)
+        this.counter().load(Ordering::Acquire)
     }
 
     #[inline(always)]
-    fn counted(&self) -> &Counted<B> {
-        // SAFETY: we hold a count, so the block is alive.
-        unsafe { self.ptr.as_ref() }
+    fn counter(&self) -> &AtomicUsize {
+        &self.header.count.0
     }
 
     #[inline]
     fn add_count(&self) {
-        if self.counted().count.fetch_add(1, Ordering::Relaxed) > MAX_COUNT {
+        if self.counter().fetch_add(1, Ordering::Relaxed) > MAX_COUNT {
             std::process::abort();
         }
     }
@@ -200,21 +199,6 @@ impl<B: ?Sized> TaskArc<B> {
     }
 }
 
-/// Where the cell starts in a `Counted` whose cell is aligned to
-/// `align`: after the count, rounded up (`repr(C)`).
-#[inline(always)]
-fn cell_offset(align: usize) -> usize {
-    let count = std::mem::size_of::<AtomicUsize>();
-    let align = align.max(std::mem::align_of::<AtomicUsize>());
-    if count.is_power_of_two() {
-        // Both powers of two: the larger is a multiple of the smaller.
-        count.max(align)
-    } else {
-        // (loom's atomics) `align` is a power of two.
-        (count + align - 1) & !(align - 1)
-    }
-}
-
 impl<B: ?Sized> Clone for TaskArc<B> {
     #[inline]
     fn clone(&self) -> TaskArc<B> {
@@ -230,7 +214,7 @@ impl<B: ?Sized> Drop for TaskArc<B> {
     #[inline]
     fn drop(&mut self) {
         // Release: this thread's uses of the task happen before its drop.
-        if self.counted().count.fetch_sub(1, Ordering::Release) != 1 {
+        if self.counter().fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
         // Acquire: every other thread's release above happened before.
@@ -244,13 +228,14 @@ impl<B: ?Sized> Deref for TaskArc<B> {
 
     #[inline(always)]
     fn deref(&self) -> &TaskCell<B> {
-        &self.counted().cell
+        // SAFETY: we hold a count, so the block is alive.
+        unsafe { self.ptr.as_ref() }
     }
 }
 
 impl<B: ?Sized> fmt::Debug for TaskArc<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.counted().cell.header.fmt(f)
+        self.header.fmt(f)
     }
 }
 
@@ -261,17 +246,13 @@ mod tests {
     #[repr(align(32))]
     struct Aligned(#[expect(dead_code, reason = "only its alignment counts")] u8);
 
-    /// `from_raw` finds the block from the cell's address and alignment.
+    /// A task's address is its header's and its count's, whatever the
+    /// body's alignment: `from_raw` and `Deref` add no offset.
     #[test]
-    fn the_cell_offset_follows_the_cells_alignment() {
-        assert_eq!(
-            cell_offset(std::mem::align_of::<TaskCell<u8>>()),
-            std::mem::offset_of!(Counted<u8>, cell)
-        );
-        assert_eq!(
-            cell_offset(std::mem::align_of::<TaskCell<Aligned>>()),
-            std::mem::offset_of!(Counted<Aligned>, cell)
-        );
-        assert_eq!(std::mem::offset_of!(Counted<Aligned>, cell), 32);
+    fn the_count_and_the_header_start_the_block_whatever_the_body() {
+        assert_eq!(std::mem::offset_of!(Header, count), 0);
+        assert_eq!(std::mem::offset_of!(TaskCell<u8>, header), 0);
+        assert_eq!(std::mem::offset_of!(TaskCell<Aligned>, header), 0);
+        assert_eq!(std::mem::align_of::<TaskCell<Aligned>>(), 32);
     }
 }
