@@ -218,6 +218,7 @@ impl State {
     }
 
     /// The fiber switched out to park; the worker is back on its own stack.
+    #[inline]
     pub(crate) fn transition_to_parked(&self) -> Park {
         self.update(|s| {
             debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task parks");
@@ -345,6 +346,7 @@ impl State {
 
     /// The running fiber's park, before switching out: consumes a pending
     /// token (or sees the task cancelled) and tells it not to park.
+    #[inline]
     pub(crate) fn try_consume_notification(&self) -> bool {
         self.update(|s| {
             if s & CANCELLED != 0 {

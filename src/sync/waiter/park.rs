@@ -64,10 +64,15 @@ pub(crate) fn current_target() -> Target {
     }
 }
 
+/// The fiber's park, inlined into the wait (`Context::wait`, itself
+/// inlined into the blocking operation): the park's switch happens in the
+/// operation's own frame, so a resumed fiber returns through one frame
+/// less, and the callee-saved registers are saved once, not twice
+/// (callgrind: a ping-pong round trip 774 -> 753 instructions).
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn park() {
-    crate::fiber::park();
+    crate::fiber::current::park_inline();
 }
 
 #[cfg(not(loom))]
