@@ -7,6 +7,7 @@
 //! cargo bench --bench compare -- --peers weft,may  # some peers
 //! cargo bench --bench compare -- --timeout 60      # per child, in seconds (default 120)
 //! cargo bench --bench compare -- --reps 3 --size 100000  # override the table's repetitions and sizes
+//! cargo bench --bench compare -- --rounds 3        # 3 child processes per (peer, workload), interleaved
 //! ```
 //!
 //! The runner (the process `cargo bench` starts, which gets `--bench`)
@@ -18,6 +19,14 @@
 //! `failed: ...` in the table, and the runner goes on. The table gives each
 //! peer's figure and weft's ratio to each peer: below 1.00x, weft is faster
 //! (or, for memory, smaller).
+//!
+//! With `--rounds K` each (peer, workload) runs in K child processes, the
+//! peers taking turns (weft, tokio, may, weft, tokio, may, ...), and the
+//! figure is the median of the K children's medians. On a shared VM a
+//! process keeps one speed for its life, and the next process may get
+//! another (the same binary's ping-pong: 70 ns in one, 103 in the next):
+//! one child per peer makes the ratio a draw of two such levels, taking
+//! turns and the median of several makes it a comparison.
 //!
 //! Without `--bench` (as `cargo test --benches` runs it), every workload
 //! runs once, tiny, in this process, on weft only: a check that the runner
@@ -57,12 +66,14 @@ struct Options {
     /// A size for every workload, overriding the table's (to explore, or
     /// to profile a smaller run).
     size: Option<u64>,
+    /// Child processes per (peer, workload), the peers taking turns.
+    rounds: usize,
 }
 
 fn usage() -> String {
     let names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
     format!(
-        "usage: compare [--bench] [--workers N] [--only W1,W2] [--peers P1,P2] [--timeout SECS] [--reps R] [--size S]\n\
+        "usage: compare [--bench] [--workers N] [--only W1,W2] [--peers P1,P2] [--timeout SECS] [--reps R] [--size S] [--rounds K]\n\
          workloads: {}\npeers: weft, tokio, may, ractor (actor rows only)",
         names.join(", ")
     )
@@ -78,6 +89,7 @@ fn parse_args() -> Result<Options, String> {
         peers: Peer::ALL.to_vec(),
         reps: None,
         size: None,
+        rounds: 1,
     };
     let mut args = std::env::args().skip(1);
     let workload = |name: &str| {
@@ -106,6 +118,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--reps" => opts.reps = Some(number("--reps", args.next())?),
             "--size" => opts.size = Some(number("--size", args.next())? as u64),
+            "--rounds" => opts.rounds = number("--rounds", args.next())?,
             "--only" => {
                 let list = args.next().unwrap_or_default();
                 opts.only = Some(list.split(',').map(workload).collect::<Result<_, _>>()?);

@@ -58,6 +58,14 @@ pub(crate) fn header(opts: &Options, workloads: &[&'static Workload]) {
          echo_100 and http_hello: one sample per timed stretch of load",
         opts.timeout.as_secs()
     );
+    if opts.rounds > 1 {
+        println!(
+            "rounds:    {} (--rounds): each (peer, workload) in {} children, the peers taking turns; the figure is \
+             the median of the children's medians, the bracket lists each child's median, the notes are the \
+             median child's",
+            opts.rounds, opts.rounds
+        );
+    }
     if let Ok(exe) = std::env::current_exe() {
         println!(
             "one child: {} --child PEER WORKLOAD --workers N [--reps R] [--size S] (e.g. under perf record -e cpu-clock -g)",

@@ -57,41 +57,92 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The parent: every workload on every peer, then the report.
+/// The parent: every workload on every peer (`opts.rounds` times, the
+/// peers taking turns), then the report.
 pub(crate) fn compare(workloads: &[&'static Workload], opts: &Options) {
     report::header(opts, workloads);
     let mut rows = Vec::new();
     for &workload in workloads {
-        let mut outcomes = Vec::new();
-        for &peer in &opts.peers {
-            if workload.run_fn(peer).is_none() {
-                outcomes.push((peer, Outcome::Absent));
-                continue;
+        // Per peer: each round's measurement, or the failure that ended
+        // its rounds (a peer that failed once is not run again).
+        let mut runs: Vec<Result<Vec<Measurement>, String>> =
+            vec![Ok(Vec::new()); opts.peers.len()];
+        for round in 1..=opts.rounds {
+            for (&peer, run) in opts.peers.iter().zip(&mut runs) {
+                let Ok(measured) = run else { continue };
+                if workload.run_fn(peer).is_none() {
+                    continue;
+                }
+                let of = if opts.rounds > 1 {
+                    format!(" (round {round} of {})", opts.rounds)
+                } else {
+                    String::new()
+                };
+                eprint!("compare: {} on {peer}{of} ... ", workload.name);
+                let started = Instant::now();
+                match run_child(peer, workload, opts) {
+                    Ok(m) => {
+                        eprintln!(
+                            "{:.1} {} ({:.1} s)",
+                            m.median(),
+                            workload.unit.label(),
+                            started.elapsed().as_secs_f64()
+                        );
+                        measured.push(m);
+                    }
+                    Err(why) => {
+                        eprintln!("failed: {why}");
+                        *run = Err(why);
+                    }
+                }
             }
-            eprint!("compare: {} on {peer} ... ", workload.name);
-            let started = Instant::now();
-            let outcome = run_child(peer, workload, opts);
-            match &outcome {
-                Outcome::Ok(m) => eprintln!(
-                    "{:.1} {} ({:.1} s)",
-                    m.median(),
-                    workload.unit.label(),
-                    started.elapsed().as_secs_f64()
-                ),
-                Outcome::Failed(why) => eprintln!("failed: {why}"),
-                Outcome::Absent => {}
-            }
-            outcomes.push((peer, outcome));
         }
+        let outcomes = opts
+            .peers
+            .iter()
+            .zip(runs)
+            .map(|(&peer, run)| {
+                let outcome = match run {
+                    _ if workload.run_fn(peer).is_none() => Outcome::Absent,
+                    Ok(measured) => Outcome::Ok(across_rounds(measured)),
+                    Err(why) => Outcome::Failed(why),
+                };
+                (peer, outcome)
+            })
+            .collect();
         rows.push(Row { workload, outcomes });
     }
     report::table(&rows, opts);
 }
 
-fn run_child(peer: Peer, workload: &Workload, opts: &Options) -> Outcome {
+/// One peer's rounds as one measurement: the round whose median is the
+/// median of the rounds' (the lower middle one for an even count) gives
+/// the notes; the samples become the rounds' medians, in the order they
+/// ran, so the figure is the median of the medians. One round is itself.
+fn across_rounds(mut rounds: Vec<Measurement>) -> Measurement {
+    if rounds.len() == 1 {
+        return rounds.remove(0);
+    }
+    let medians: Vec<f64> = rounds.iter().map(Measurement::median).collect();
+    let mut order: Vec<usize> = (0..rounds.len()).collect();
+    order.sort_by(|&a, &b| medians[a].total_cmp(&medians[b]));
+    let middle = order[(order.len() - 1) / 2];
+    let mut notes = std::mem::take(&mut rounds[middle].notes);
+    notes.push(format!(
+        "rounds={} notes_from_round={}",
+        rounds.len(),
+        middle + 1
+    ));
+    Measurement {
+        samples: medians,
+        notes,
+    }
+}
+
+fn run_child(peer: Peer, workload: &Workload, opts: &Options) -> Result<Measurement, String> {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
-        Err(err) => return Outcome::Failed(format!("cannot find this executable: {err}")),
+        Err(err) => return Err(format!("cannot find this executable: {err}")),
     };
     let mut command = Command::new(exe);
     command
@@ -108,7 +159,7 @@ fn run_child(peer: Peer, workload: &Workload, opts: &Options) -> Outcome {
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(err) => return Outcome::Failed(format!("cannot start the child: {err}")),
+        Err(err) => return Err(format!("cannot start the child: {err}")),
     };
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -116,7 +167,7 @@ fn run_child(peer: Peer, workload: &Workload, opts: &Options) -> Outcome {
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     let Some(status) = status else {
-        return Outcome::Failed(format!(
+        return Err(format!(
             "timed out after {} s (killed){}",
             opts.timeout.as_secs(),
             last_line(&stderr).map_or(String::new(), |l| format!("; stderr: {l}"))
@@ -125,9 +176,9 @@ fn run_child(peer: Peer, workload: &Workload, opts: &Options) -> Outcome {
     if status.success()
         && let Some(m) = parse_result(&stdout)
     {
-        return Outcome::Ok(m);
+        return Ok(m);
     }
-    Outcome::Failed(failure(status, &stderr))
+    Err(failure(status, &stderr))
 }
 
 /// Reads a pipe to its end on a thread of its own (so that a chatty child
