@@ -7,7 +7,7 @@
 //! cargo bench --bench compare -- --peers weft,may  # some peers
 //! cargo bench --bench compare -- --timeout 60      # per child, in seconds (default 120)
 //! cargo bench --bench compare -- --reps 3 --size 100000  # override the table's repetitions and sizes
-//! cargo bench --bench compare -- --rounds 3        # 3 child processes per (peer, workload), interleaved
+//! cargo bench --bench compare -- --rounds 3        # 3 children per (peer, workload), in turns
 //! ```
 //!
 //! The runner (the process `cargo bench` starts, which gets `--bench`)

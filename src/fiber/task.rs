@@ -10,15 +10,16 @@
 //!
 //! | field | who | when |
 //! | --- | --- | --- |
+//! | `count` | whoever holds a reference | atomically (see `task_ref.rs`) |
 //! | `state` | anyone | atomically (see `state.rs`) |
 //! | `id`, `name`, `pool` | anyone | read-only |
 //! | `fiber`, `home`, `slot` | the worker that claimed the task (state RUNNING) | while it holds the claim; a waker reads `home` after it moved the task from PARKED to SCHEDULED, which happens-after the claimant's write |
+//! | `side` | the fiber itself | only while it runs |
 //!
 //! `home` is a raw pointer: the home worker outlives every fiber that
 //! lives on it (it exits only when its registry is empty), and a waker
 //! that moved the task out of PARKED takes its own count on the worker
 //! before the worker can finish the task.
-//! | `side` | the fiber itself | only while it runs |
 //!
 //! # References
 //!
@@ -198,8 +199,9 @@ struct Extras {
 ///
 /// In declaration order (`repr(C)`): the reference count (as an `Arc`'s,
 /// the block's first word), then what waking a parked fiber and switching
-/// to it read (the state word, the fiber, its home, its id), together, so that it spans as few cache lines as it can: in a
-/// ring of a million fibers each of those lines is a miss per hop.
+/// to it read (the state word, the fiber, its home, its id), together, so
+/// that it spans as few cache lines as it can: in a ring of a million
+/// fibers each of those lines is a miss per hop.
 #[repr(C)]
 pub(crate) struct Header {
     pub(super) count: TaskCount,

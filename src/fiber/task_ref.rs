@@ -8,9 +8,10 @@
 //! a quarter of all the instructions of a spawn and join.
 //!
 //! The count is the block's first word, as an `Arc`'s strong count is (the
-//! header's first field: [`TaskCount`]), and its orderings are `Arc`'s: increments are relaxed (a count is only ever
-//! taken from one already held), the decrement releases, and the last one
-//! acquires before the task is dropped.
+//! header's first field: [`TaskCount`]), and its orderings are `Arc`'s:
+//! increments are relaxed (a count is only ever taken from one already
+//! held), the decrement releases, and the last one acquires before the task
+//! is dropped.
 
 use std::alloc::Layout;
 use std::fmt;
@@ -74,8 +75,9 @@ impl<B> TaskArc<B> {
     /// straight into the block: values made before the allocation's call
     /// were built on the stack and copied (callgrind: 7 instructions more
     /// a spawn). The count is born 2 (`Header::new` makes it so), where a
-    /// `clone` would cost a locked instruction: a spawn keeps one reference for the run queue, and one
-    /// for the join handle (or the actor's address). `current` is this
+    /// `clone` would cost a locked instruction: a spawn keeps one reference
+    /// for the run queue, and one for the join handle (or the actor's
+    /// address). `current` is this
     /// thread's worker, whose pool the block comes from.
     #[inline(always)]
     pub(crate) fn new_twice(
