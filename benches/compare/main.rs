@@ -22,11 +22,11 @@
 //!
 //! With `--rounds K` each (peer, workload) runs in K child processes, the
 //! peers taking turns (weft, tokio, may, weft, tokio, may, ...), and the
-//! figure is the median of the K children's medians. On a shared VM a
-//! process keeps one speed for its life, and the next process may get
-//! another (the same binary's ping-pong: 70 ns in one, 103 in the next):
-//! one child per peer makes the ratio a draw of two such levels, taking
-//! turns and the median of several makes it a comparison.
+//! figure is the median of the K children's medians. On a shared VM the
+//! speed of the same code changes in time, by up to half (the same
+//! binary's ping-pong: 70 ns in one process, 103 in the next, and both
+//! within one): one child per peer makes the ratio a draw of two such
+//! levels, taking turns and the median of several makes it a comparison.
 //!
 //! Without `--bench` (as `cargo test --benches` runs it), every workload
 //! runs once, tiny, in this process, on weft only: a check that the runner
