@@ -3,6 +3,7 @@
 //! `futures` executor on a plain thread) awaits weft `JoinHandle`s and
 //! channel receives.
 
+mod support;
 mod sync_util;
 
 use std::future::Future;
@@ -115,22 +116,15 @@ fn a_join_handle_used_after_it_was_awaited_panics_with_the_reason() {
     let rt = runtime(1);
     let mut h = rt.spawn(|| 7u8);
     assert_eq!(futures_block_on(&mut h).unwrap(), 7);
-    let message = |payload: Box<dyn std::any::Any + Send>| {
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default()
+    let names_the_misuse = |payload: Box<dyn std::any::Any + Send>| {
+        support::panic_message(&*payload).is_some_and(|m| m.contains("awaited to completion"))
     };
     let polled = catch_unwind(AssertUnwindSafe(|| futures_block_on(&mut h)))
         .expect_err("a second poll after Ready panics");
-    assert!(
-        message(polled).contains("awaited to completion"),
-        "the panic names the misuse"
-    );
+    assert!(names_the_misuse(polled), "the panic names the misuse");
     let joined = catch_unwind(AssertUnwindSafe(move || h.join()))
         .expect_err("a join after the result was awaited panics");
-    assert!(message(joined).contains("awaited to completion"));
+    assert!(names_the_misuse(joined));
 }
 
 /// Polls a future once, then drops it; its output if it was ready.
