@@ -77,8 +77,8 @@ impl<B> TaskArc<B> {
     /// a spawn). The count is born 2 (`Header::new` makes it so), where a
     /// `clone` would cost a locked instruction: a spawn keeps one reference
     /// for the run queue, and one for the join handle (or the actor's
-    /// address). `current` is this
-    /// thread's worker, whose pool the block comes from.
+    /// address). `current` is this thread's worker, whose pool the block
+    /// comes from.
     #[inline(always)]
     pub(crate) fn new_twice(
         current: Option<&Worker>,
