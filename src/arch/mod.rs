@@ -33,7 +33,7 @@ use std::num::NonZeroUsize;
 mod x86_64;
 
 pub(crate) use x86_64::{
-    ROOT_SIZE, STACK_ALIGNMENT, entered, init, prefetch, prefetch_below, resume, suspend, switch,
+    ROOT_SIZE, STACK_ALIGNMENT, entered, init, prefetch, prefetch_around, resume, suspend, switch,
 };
 
 /// What crosses a switch in a register: a value's bytes (which may include

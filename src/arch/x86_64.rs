@@ -161,21 +161,31 @@ pub(crate) fn prefetch(sp: StackPointer, base: NonNull<u8>) {
     }
 }
 
-/// How many bytes below a parked waiter's context [`prefetch_below`]
-/// asks for: three cache lines.
+/// How many bytes below a parked waiter's context [`prefetch_around`]
+/// asks for: three cache lines, the frames of the calls it made to park.
 const PREFETCH_BELOW: usize = 192;
 
-/// Asks the cache for the [`PREFETCH_BELOW`] bytes below `at`, an address
-/// in a suspended fiber's frames: the frames of the calls it made to
-/// park lie there. Only a hint, as [`prefetch`].
+/// How many bytes above a parked waiter's context [`prefetch_around`]
+/// asks for: six cache lines, the rest of the wait's frame and its
+/// callers' (a channel's `recv`, its iterator, the loop around it), which
+/// the woken fiber returns through next. Measured on a ring of 100,000
+/// fibers on one worker (ns/hop): 0 bytes 230, 128 221, 256 216, 320
+/// 193, 384 195, 448 210, 512 224, 1,024 238. Past the frames the ring's
+/// loop uses, the lines only compete with the ones it waits for.
+const PREFETCH_ABOVE: usize = 384;
+
+/// Asks the cache for the frames around `at`, a parked waiter's context
+/// on a suspended fiber's stack: [`PREFETCH_BELOW`] bytes below it and
+/// [`PREFETCH_ABOVE`] above. Only a hint, as [`prefetch`].
 #[inline(always)]
-pub(crate) fn prefetch_below(at: *const u8) {
+pub(crate) fn prefetch_around(at: *const u8) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     // SAFETY: as in `prefetch`: a prefetch never faults, whatever the
     // address.
     unsafe {
         let mut line = at.wrapping_sub(PREFETCH_BELOW);
-        while line < at {
+        let end = at.wrapping_add(PREFETCH_ABOVE);
+        while line < end {
             _mm_prefetch::<_MM_HINT_T0>(line.cast::<i8>());
             line = line.wrapping_add(64);
         }

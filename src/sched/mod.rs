@@ -310,8 +310,9 @@ pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskR
 /// are asked into the cache before its task's header is touched: in a
 /// ring of many fibers both are cold, and [`worker::Worker::prefetch`]
 /// can only start on the frames once the header, which holds the saved
-/// stack pointer, has come in. The frames lie just below the context,
-/// so this starts on both at once (see `Worker::prefetch_waiter`).
+/// stack pointer, has come in. The frames lie around the context (the
+/// park's below it, the wait's callers' above), so this starts on both
+/// at once (see `Worker::prefetch_waiter`).
 #[inline(always)]
 pub(crate) fn wake_waiter(
     task: &TaskCell<dyn Body>,

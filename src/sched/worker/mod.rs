@@ -273,12 +273,12 @@ impl Worker {
 
     /// Asks the cache for the frames of `task`, a fiber parked in a wait
     /// whose context lies at `waiter` on its stack, before waking it:
-    /// see [`crate::arch::prefetch_below`]. Skipped for the fiber that
+    /// see [`crate::arch::prefetch_around`]. Skipped for the fiber that
     /// ran just before the current one, as in [`Self::prefetch`].
     #[inline(always)]
     pub(crate) fn prefetch_waiter(&self, task: *const TaskCell<dyn Body>, waiter: *const u8) {
         if task.cast::<()>() != self.previous.get() {
-            crate::arch::prefetch_below(waiter);
+            crate::arch::prefetch_around(waiter);
         }
     }
 
