@@ -9,7 +9,8 @@ mod support;
 
 use std::cell::Cell;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actor_util::{Event, Gate, Log, Msg, Probe, job, runtime, send};
@@ -418,6 +419,38 @@ impl Actor for Tally {
 /// fiber that answered it last, not on a fresh one per ask; once the asks
 /// stop, the actor goes idle (its fiber ends, dropping its fiber-locals),
 /// and the next ask starts a new fiber.
+/// A message wakes an idle actor onto the sender's worker without waking
+/// the other one, on the bet that the sender switches out soon. A sender
+/// that holds its worker instead (here it blocks the thread, never
+/// parking) does not keep the actor waiting: the stall monitor wakes the
+/// sleeping worker, which steals the actor and runs it.
+#[test]
+fn a_woken_actor_runs_while_its_sender_holds_the_worker() {
+    support::bounded(|| {
+        let rt = runtime(2);
+        let log = Log::new();
+        let addr = actor::Builder::new().spawn_on(rt.handle(), Probe::new(&log));
+        rt.block_on(move || {
+            let first = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&first);
+            send(&addr, job(move |_, _| flag.store(true, Ordering::SeqCst)));
+            while !first.load(Ordering::SeqCst) {
+                weft::sleep(Duration::from_millis(1));
+            }
+            // The actor goes idle, and the other worker to sleep.
+            weft::sleep(Duration::from_millis(50));
+            let handled = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&handled);
+            send(&addr, job(move |_, _| flag.store(true, Ordering::SeqCst)));
+            support::wait_until(
+                Duration::from_secs(20),
+                "the woken actor to run while its sender blocks the worker",
+                || handled.load(Ordering::SeqCst),
+            );
+        });
+    });
+}
+
 #[test]
 fn an_actor_asked_again_and_again_keeps_its_fiber_until_the_asks_stop() {
     support::bounded(|| {

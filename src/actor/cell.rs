@@ -226,7 +226,7 @@ impl<A: Actor> Body for ActorCell<A> {
     }
 
     fn schedule_idle(&self, task: TaskRef) {
-        self.runtime.spawn(task);
+        self.runtime.schedule_woken(task);
     }
 }
 

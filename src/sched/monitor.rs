@@ -13,6 +13,13 @@
 //! has entered a fiber from its loop ([`Watch::entries`]). The monitor
 //! samples both every [`SAMPLE`]; a worker whose pair has not changed for
 //! [`STALL`] while a fiber runs is stalled.
+//!
+//! It also keeps queued work from waiting on a busy worker: a task woken
+//! from IDLE goes on the waker's deque without waking another worker
+//! (`Shared::schedule_woken`), on the bet that the waking fiber switches
+//! out soon. A worker whose pair has not changed for a whole sample, with
+//! tasks in its deque, lost that bet: the monitor wakes a sleeper to steal
+//! them, so they wait at most about two samples.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -155,6 +162,9 @@ fn watch(shared: &Weak<Shared>, stop: &(Mutex<bool>, Condvar), mut seen: Vec<See
                     ..Seen::new(now)
                 };
                 continue;
+            }
+            if !worker.stealer.is_empty() {
+                shared.notify_parked();
             }
             let held = now.duration_since(seen.since);
             if held >= STALL && !seen.reported {

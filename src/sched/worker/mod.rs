@@ -243,6 +243,11 @@ impl Worker {
         }
     }
 
+    /// Whether this worker's deque of unstarted tasks is empty.
+    pub(crate) fn local_is_empty(&self) -> bool {
+        self.local.is_empty()
+    }
+
     /// Queues an unstarted task where other workers may steal it.
     pub(crate) fn push_local(&self, task: TaskRef) {
         self.local.push(task);
