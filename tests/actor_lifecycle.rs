@@ -415,10 +415,6 @@ impl Actor for Tally {
     }
 }
 
-/// A fiber that keeps asking an actor on its worker finds the actor on the
-/// fiber that answered it last, not on a fresh one per ask; once the asks
-/// stop, the actor goes idle (its fiber ends, dropping its fiber-locals),
-/// and the next ask starts a new fiber.
 /// A message wakes an idle actor onto the sender's worker without waking
 /// the other one, on the bet that the sender switches out soon. A sender
 /// that holds its worker instead (here it blocks the thread, never
@@ -451,6 +447,10 @@ fn a_woken_actor_runs_while_its_sender_holds_the_worker() {
     });
 }
 
+/// A fiber that keeps asking an actor on its worker finds the actor on the
+/// fiber that answered it last, not on a fresh one per ask; once the asks
+/// stop, the actor goes idle (its fiber ends, dropping its fiber-locals),
+/// and the next ask starts a new fiber.
 #[test]
 fn an_actor_asked_again_and_again_keeps_its_fiber_until_the_asks_stop() {
     support::bounded(|| {
