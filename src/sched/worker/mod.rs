@@ -2,7 +2,8 @@
 //!
 //! # The loop
 //!
-//! Each round takes one task and runs it until its fiber switches back:
+//! Each round takes one task (`next.rs`) and runs it until its fiber
+//! switches back:
 //!
 //! 1. every 61st round, for fairness: due timers, then the oldest task of
 //!    the injector, of its own deque, and of its ready queue;
@@ -43,10 +44,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod handoff;
+mod next;
 mod search;
 mod shutdown;
 
 pub(crate) use self::handoff::HandOff;
+use self::next::Taken;
 
 use super::block_pool::LocalBlocks;
 use super::queue::LocalQueue;
@@ -61,7 +64,6 @@ use crate::fiber::task::{
     leave_count_to_park, make_fiber,
 };
 use crate::fiber::task_ref::TaskArc;
-use crate::loom::sync::atomic::Ordering;
 
 thread_local! {
     static CURRENT: Cell<*const Worker> = const { Cell::new(ptr::null()) };
@@ -97,10 +99,6 @@ pub(crate) const UNREGISTERED: usize = usize::MAX;
 
 /// How many rounds between fairness checks (a prime, as Go uses).
 const FAIRNESS_INTERVAL: u32 = 61;
-
-/// On how many fairness rounds the owner takes its own deque's oldest task
-/// (see `Worker::steal_own_oldest`): one in 16, about every 1,000 rounds.
-const OWN_OLDEST_EVERY: u32 = 16;
 
 /// A worker thread's state; lives on the worker thread's stack.
 pub(crate) struct Worker {
@@ -299,139 +297,6 @@ impl Worker {
         self.timers.borrow_mut().insert(deadline, seq, task);
     }
 
-    fn next_task(&self) -> Option<Taken> {
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
-        if tick.is_multiple_of(FAIRNESS_INTERVAL) {
-            // A busy runtime still sees its I/O: a turn of the driver.
-            if let Some(driver) = &self.shared.driver {
-                driver.poll_if_free();
-            }
-            self.fire_timers();
-            let oldest = self
-                .steal_injected()
-                .or_else(|| self.steal_own_oldest(tick))
-                .map(Taken::unclaimed)
-                .or_else(|| self.ready.pop_front().map(Taken::claimed));
-            if oldest.is_some() {
-                return oldest;
-            }
-        }
-        if self.yielded.replace(false)
-            && let Some(task) = self.local.pop().or_else(|| self.steal_injected())
-        {
-            return Some(Taken::unclaimed(task));
-        }
-        if let Some(task) = self.take_lifo() {
-            return Some(task);
-        }
-        if let Some(task) = self.pop_ready() {
-            return Some(task);
-        }
-        if let Some(task) = self.local.pop() {
-            return Some(Taken::unclaimed(task));
-        }
-        if self.fire_timers() > 0
-            && let Some(task) = self.take_lifo().or_else(|| self.pop_ready())
-        {
-            return Some(task);
-        }
-        self.shared
-            .injector
-            .steal_batch_and_pop(&self.local)
-            .map(Taken::unclaimed)
-    }
-
-    /// The oldest unstarted task of this worker's own deque, on one
-    /// fairness round in [`OWN_OLDEST_EVERY`], when no other worker is
-    /// idle and none has stolen from this one since the last such round.
-    ///
-    /// The deque is LIFO for its owner, so under steady spawning its
-    /// oldest tasks would wait for good if nobody took them. Thieves take
-    /// that end, so the owner needs to only when every worker is busy,
-    /// and then rarely: each time it does, it starts a fiber in the middle
-    /// of a thief's run. Taking it on every fairness round split a ring of
-    /// fibers spawned in a row between two workers in runs of 32 to 64
-    /// (the thief's batches), and every boundary is a hop through another
-    /// worker's inbox: about 150 a lap of a 10,000-fiber ring, instead of
-    /// a handful.
-    ///
-    /// Nor does it when a thief took from that end since the last such
-    /// round: then the oldest tasks are not waiting for good, and taking
-    /// one only cuts the thief's run.
-    fn steal_own_oldest(&self, tick: u32) -> Option<TaskRef> {
-        if !(tick / FAIRNESS_INTERVAL).is_multiple_of(OWN_OLDEST_EVERY)
-            || !self.shared.idle.all_busy()
-        {
-            return None;
-        }
-        let stolen = self
-            .me
-            .stolen_from
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if self.stolen_seen.replace(stolen) != stolen {
-            return None;
-        }
-        self.me.stealer.steal()
-    }
-
-    /// The oldest task of the injector. Looks before it steals: a steal
-    /// from an empty injector still costs a `SeqCst` fence, and the yield
-    /// path asks on every round.
-    fn steal_injected(&self) -> Option<TaskRef> {
-        if self.shared.injector.is_empty() {
-            return None;
-        }
-        self.shared.injector.steal()
-    }
-
-    /// The fiber in the LIFO slot: claimed for us if pinned.
-    fn take_lifo(&self) -> Option<Taken> {
-        let task = self.lifo.take()?;
-        Some(Taken {
-            task,
-            claimed: self.pin,
-        })
-    }
-
-    /// The next of this worker's runnable fibers (after
-    /// [`Self::take_inbox`]). Both queues hold only pinned fibers, claimed
-    /// for us.
-    fn pop_ready(&self) -> Option<Taken> {
-        self.take_inbox();
-        self.ready.pop_front().map(Taken::claimed)
-    }
-
-    /// Fibers woken by other threads join the back of the ready queue
-    /// whenever the inbox has any, not only once the queue is empty: a
-    /// fiber that yields in a loop is always in the ready queue, and would
-    /// otherwise keep them out for good.
-    #[inline(always)]
-    fn take_inbox(&self) {
-        if self.me.inbox.is_pending() {
-            self.me.inbox.drain_into(&mut &self.ready);
-        }
-    }
-
-    /// Wakes the fibers whose timers are due; returns how many.
-    fn fire_timers(&self) -> usize {
-        if self.timers.borrow().is_empty() {
-            return 0;
-        }
-        let now = Instant::now();
-        let mut fired = 0;
-        loop {
-            // The borrow ends before `wake`, which may push to our queues.
-            let due = self.timers.borrow_mut().pop_due(now);
-            let Some((seq, task)) = due else { break };
-            if task.header.timer_seq.load(Ordering::Relaxed) == seq {
-                super::wake(&task);
-                fired += 1;
-            }
-        }
-        fired
-    }
-
     /// Runs `task` until its fiber switches back, then files it where its
     /// state says. Unless `claimed` (a pinned fiber queued at home), it
     /// must be claimed first.
@@ -592,29 +457,6 @@ impl Drop for Worker {
         // by a panic, still do not leave joiners waiting on queued tasks.
         while let Some(task) = self.local.pop() {
             cancel_unstarted(task);
-        }
-    }
-}
-
-/// A task taken from a queue, and whether this worker holds its claim
-/// already: a pinned fiber queued at home (see `fiber::state`).
-struct Taken {
-    task: TaskRef,
-    claimed: bool,
-}
-
-impl Taken {
-    fn claimed(task: TaskRef) -> Taken {
-        Taken {
-            task,
-            claimed: true,
-        }
-    }
-
-    fn unclaimed(task: TaskRef) -> Taken {
-        Taken {
-            task,
-            claimed: false,
         }
     }
 }
