@@ -369,10 +369,10 @@ fn wake_then(
 ) {
     match task.header.state.wake() {
         Wake::Nothing => {}
-        Wake::Schedule => {
-            let task = counted();
-            task.clone().body.schedule_idle(task);
-        }
+        // The body is reached through the caller's reference, which lives
+        // for the call: a clone of the new reference, only to reach it,
+        // cost two locked instructions a wake.
+        Wake::Schedule => task.body.schedule_idle(counted()),
         // SAFETY: our wake moved the task out of PARKED.
         Wake::Resume => resume(unsafe { take_parked_count(task) }),
     }
