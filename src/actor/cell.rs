@@ -25,7 +25,6 @@ use super::link::{ActorRef, Control, StopReason};
 use super::mailbox::{Envelope, IfNone, Kill, Mailbox, Signal};
 use super::{Actor, ActorId, registry};
 use crate::fiber::task::{Body, BodyEnd, Outcome, TaskCell, TaskRef};
-use crate::fiber::task_ref::TaskArc;
 use crate::sched::Shared;
 
 /// How many envelopes an actor handles before it gives the others a turn.
@@ -90,8 +89,7 @@ impl<A: Actor> Body for ActorCell<A> {
     fn run(&self, task: &TaskCell<dyn Body>) -> BodyEnd {
         // SAFETY: we run on the task's fiber, its claimant.
         let slot = unsafe { self.slot() };
-        let me = cell_task(self);
-        let mut ctx = Context::new(&me, self.mailbox.trap_exit());
+        let mut ctx = Context::new(self, self.mailbox.trap_exit());
         // The state moves to `Running` before `started` runs, so that a
         // panic there leaves it in the slot for the `stopped` hook (an
         // unwinding `started` would otherwise drop it with its frame).
@@ -107,7 +105,7 @@ impl<A: Actor> Body for ActorCell<A> {
         }
         if let Some(reason) = ctx.take_stop() {
             self.mailbox.set_trap_exit(ctx.trap_exit());
-            stop(self, &me, slot, reason, VecDeque::new());
+            stop(self, slot, reason, VecDeque::new());
             return BodyEnd::Exit;
         }
         // One batch buffer for the whole run, swapped with the mailbox's
@@ -115,7 +113,7 @@ impl<A: Actor> Body for ActorCell<A> {
         let mut batch = VecDeque::new();
         loop {
             if let Some(reason) = self.mailbox.take_batch(&mut batch, BATCH) {
-                stop(self, &me, slot, reason, batch);
+                stop(self, slot, reason, batch);
                 return BodyEnd::Exit;
             }
             while let Some(envelope) = batch.pop_front() {
@@ -125,7 +123,7 @@ impl<A: Actor> Body for ActorCell<A> {
                 if let Some(reason) = self.mailbox.killed() {
                     batch.push_front(envelope);
                     self.mailbox.set_trap_exit(ctx.trap_exit());
-                    stop(self, &me, slot, reason, batch);
+                    stop(self, slot, reason, batch);
                     return BodyEnd::Exit;
                 }
                 let verdict = match envelope {
@@ -159,7 +157,7 @@ impl<A: Actor> Body for ActorCell<A> {
                 if let Some(reason) = verdict.or_else(|| ctx.take_stop()) {
                     // What is left of the batch goes with the mailbox.
                     self.mailbox.set_trap_exit(ctx.trap_exit());
-                    stop(self, &me, slot, reason, batch);
+                    stop(self, slot, reason, batch);
                     return BodyEnd::Exit;
                 }
             }
@@ -221,8 +219,7 @@ impl<A: Actor> Body for ActorCell<A> {
         // SAFETY: `complete` runs on the claimant (the fiber, after its
         // body, or the worker that could not start it).
         let slot = unsafe { self.slot() };
-        let me = cell_task(self);
-        stop(self, &me, slot, reason, VecDeque::new());
+        stop(self, slot, reason, VecDeque::new());
     }
 
     fn schedule_idle(&self, task: TaskRef) {
@@ -233,23 +230,12 @@ impl<A: Actor> Body for ActorCell<A> {
 /// The task cell whose body is `cell`. Every `ActorCell` is the body of
 /// a `TaskArc<ActorCell<A>>` (only `actor::Builder::spawn` makes
 /// them).
-fn cell_task_ptr<A: Actor>(cell: &ActorCell<A>) -> *const TaskCell<ActorCell<A>> {
+pub(super) fn cell_task_ptr<A: Actor>(cell: &ActorCell<A>) -> *const TaskCell<ActorCell<A>> {
     let offset = std::mem::offset_of!(TaskCell<ActorCell<A>>, body);
     (cell as *const ActorCell<A>)
         .cast::<u8>()
         .wrapping_sub(offset)
         .cast()
-}
-
-/// A counted reference to the task whose body is `cell`.
-fn cell_task<A: Actor>(cell: &ActorCell<A>) -> TaskArc<ActorCell<A>> {
-    let ptr = cell_task_ptr(cell);
-    // SAFETY: the task is alive while its body runs or completes (the
-    // callers' cases); we add a count for the new reference.
-    unsafe {
-        TaskArc::increment_count(ptr);
-        TaskArc::from_raw(ptr)
-    }
 }
 
 /// The stop sequence, on the claimant: the mailbox closed (sends fail,
@@ -265,7 +251,6 @@ fn cell_task<A: Actor>(cell: &ActorCell<A>) -> TaskArc<ActorCell<A>> {
 /// is complete.
 fn stop<A: Actor>(
     cell: &ActorCell<A>,
-    me: &TaskArc<ActorCell<A>>,
     slot: &mut Slot<A>,
     reason: StopReason,
     rest: VecDeque<Envelope<A::Msg>>,
@@ -289,7 +274,7 @@ fn stop<A: Actor>(
         Life::Stopped => None,
     };
     if let Some(mut actor) = actor {
-        let mut ctx = Context::new(me, cell.mailbox.trap_exit());
+        let mut ctx = Context::new(cell, cell.mailbox.trap_exit());
         // A hook that panics does not stop the sequence (the reason stays
         // the one that stopped the actor).
         let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason, &mut ctx)));
@@ -297,7 +282,7 @@ fn stop<A: Actor>(
     }
     let _ = catch_unwind(AssertUnwindSafe(|| drop((rest, left))));
     let (links, monitors, names) = cell.mailbox.lock().record_stop(&reason);
-    let id = me.body.id();
+    let id = cell.id();
     // The linked actors keep their side of the link until they handle the
     // exit: an exit that finds no link was unlinked on the way, and is
     // ignored (see `run`).

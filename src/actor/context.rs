@@ -2,6 +2,7 @@
 //! the ways to stop, link, monitor and trap exits.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 
 use super::cell::ActorCell;
 use super::link::{ActorRef, Control, StopReason};
@@ -11,15 +12,28 @@ use crate::fiber::task_ref::{TaskArc, erase_task};
 
 /// The context of an actor's hook (`started`, `handle`, `stopped`, ...).
 pub struct Context<A: Actor> {
-    me: TaskArc<ActorCell<A>>,
+    /// The actor's task, uncounted: see [`Context::new`].
+    me: ManuallyDrop<TaskArc<ActorCell<A>>>,
     stop: Option<StopReason>,
     trap_exit: bool,
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(me: &TaskArc<ActorCell<A>>, trap_exit: bool) -> Context<A> {
+    /// The context of the actor whose body is `cell`, for its claimant
+    /// (a run, or the stop sequence). It holds the task without a count of
+    /// its own: a context lives in the claimant's frame and is only lent
+    /// to the hooks (`&mut`, and nobody outside the crate can make one),
+    /// while the claimant's reference keeps the task alive. A count taken
+    /// and dropped on every run cost two locked instructions a message
+    /// along a chain of actors.
+    pub(crate) fn new(cell: &ActorCell<A>, trap_exit: bool) -> Context<A> {
+        // SAFETY: `cell` is the body of a live task (every `ActorCell`
+        // is, see `cell_task_ptr`); the reference made here is never
+        // dropped, so it takes no count and gives none back, and it is
+        // used only while the claimant's reference lives (above).
+        let me = ManuallyDrop::new(unsafe { TaskArc::from_raw(super::cell::cell_task_ptr(cell)) });
         Context {
-            me: me.clone(),
+            me,
             stop: None,
             trap_exit,
         }
@@ -27,7 +41,7 @@ impl<A: Actor> Context<A> {
 
     /// This actor's address (to hand to others, or to send to itself).
     pub fn addr(&self) -> Addr<A> {
-        Addr::from_cell(self.me.clone())
+        Addr::from_cell(TaskArc::clone(&self.me))
     }
 
     /// This actor's id.
@@ -63,7 +77,7 @@ impl<A: Actor> Context<A> {
     }
 
     fn me_ref(&self) -> ActorRef {
-        ActorRef(erase_task!(self.me.clone() => dyn Control))
+        ActorRef(erase_task!(TaskArc::clone(&self.me) => dyn Control))
     }
 
     /// Links this actor with `other`, both ways: when either stops
