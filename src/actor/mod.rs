@@ -204,14 +204,16 @@ impl Builder {
     pub fn spawn_on<A: Actor>(self, handle: &Handle, actor: A) -> Addr<A> {
         let shared = handle.shared().clone();
         let name = self.name.map(String::into_boxed_str);
-        let (cell, twin) = crate::sched::worker::with_current(|current| {
-            TaskArc::new_twice(
+        // One thread-local lookup serves both the block pool and the queue.
+        let cell = crate::sched::worker::with_current(|current| {
+            let (cell, twin) = TaskArc::new_twice(
                 current,
                 || Header::new(State::new_scheduled(), name, None),
                 || ActorCell::new(actor, self.capacity, shared.clone()),
-            )
+            );
+            shared.spawn_from(current, erase_task!(twin => dyn Body));
+            cell
         });
-        shared.spawn(erase_task!(twin => dyn Body));
         Addr::from_cell(cell)
     }
 }

@@ -279,10 +279,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (task, handle) =
-        crate::sched::worker::with_current(|current| new_task(current, name, pool, f));
-    shared.spawn(task);
-    handle
+    // One thread-local lookup serves both the block pool and the queue.
+    crate::sched::worker::with_current(|current| {
+        let (task, handle) = new_task(current, name, pool, f);
+        shared.spawn_from(current, task);
+        handle
+    })
 }
 
 /// A new SCHEDULED task running `f`, and its handle.

@@ -200,16 +200,10 @@ impl Shared {
         }
     }
 
-    /// Queues a new task: on the current worker's deque if this thread is
-    /// one of our workers, else on the injector; then wakes a sleeper if
-    /// nobody is searching.
-    pub(crate) fn spawn(self: &Arc<Self>, task: TaskRef) {
-        worker::with_current(|current| self.spawn_from(current, task));
-    }
-
-    /// [`spawn`](Self::spawn) for a caller that has looked up this
-    /// thread's worker already (`current`, `None` off the workers): one
-    /// thread-local lookup less on the spawn path.
+    /// Queues a new task: on the deque of `current`, this thread's worker
+    /// (the caller has looked it up, `None` off the workers), if it is one
+    /// of ours, else on the injector; then wakes a sleeper if nobody is
+    /// searching.
     pub(crate) fn spawn_from(self: &Arc<Self>, current: Option<&worker::Worker>, task: TaskRef) {
         if self.is_shutdown() {
             cancel_unstarted(task);
@@ -240,22 +234,17 @@ impl Shared {
     /// instead of waking the other for every hop (actor_ring_1m 272 -> 232
     /// ns/hop). A second task queued behind it wakes a sleeper as a spawn
     /// does; a waking fiber that then holds its worker for long has the
-    /// stall monitor wake one (`monitor.rs`). Otherwise: [`spawn`](Self::spawn).
+    /// stall monitor wake one (`monitor.rs`). Otherwise: as
+    /// [`spawn_from`](Self::spawn_from).
     pub(crate) fn schedule_woken(self: &Arc<Self>, task: TaskRef) {
-        let task = worker::with_current(|current| {
+        worker::with_current(|current| {
             match current.filter(|w| w.belongs_to(self) && w.local_is_empty()) {
                 // The worker drains its deque when it shuts down, after the
                 // waking fiber has switched back to it (as in `spawn_from`).
-                Some(worker) if !self.is_shutdown() => {
-                    worker.push_local(task);
-                    None
-                }
-                _ => Some(task),
+                Some(worker) if !self.is_shutdown() => worker.push_local(task),
+                _ => self.spawn_from(current, task),
             }
         });
-        if let Some(task) = task {
-            self.spawn(task);
-        }
     }
 
     /// Wakes a sleeping worker to look for stealable work, unless one is
