@@ -42,12 +42,18 @@
 //! waker never sees PARKED while the fiber's stack is still in use, and no
 //! wake is lost.
 //!
+//! Above the flags the word counts the task's references (its
+//! `TaskArc`s), as tokio's task state does: a body that ends drops the
+//! reference its runner held in the same compare-exchange that publishes
+//! COMPLETE or IDLE, one locked instruction where a separate count took
+//! two. Every transition keeps the count as it finds it.
+//!
 //! Orderings: every transition is an `AcqRel` compare-exchange. A
 //! transition that hands the task to another thread (to PARKED, to
 //! SCHEDULED) releases what the fiber wrote; the claim that takes it
 //! (SCHEDULED to RUNNING, PARKED to SCHEDULED in a waker) acquires it.
 
-use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering, fence};
 
 /// The lifecycle, in the low bits.
 const LIFECYCLE: usize = 0b111;
@@ -62,6 +68,14 @@ const NOTIFIED: usize = 1 << 3;
 const CANCELLED: usize = 1 << 4;
 /// Its fiber runs only at home; see the module doc.
 const PINNED: usize = 1 << 5;
+/// The reference count, in the bits above the flags.
+const REF_SHIFT: u32 = 6;
+const REF_ONE: usize = 1 << REF_SHIFT;
+/// Counts above this abort, as `Arc`'s do: only leaked references (with
+/// `mem::forget`) could get there, and wrapping would free a live task.
+const MAX_REFS: usize = (isize::MAX as usize) >> REF_SHIFT;
+/// A new task's count: `TaskArc::new_twice` hands out two references.
+const BORN_REFS: usize = 2 * REF_ONE;
 
 /// A task's state word.
 #[derive(Debug)]
@@ -163,9 +177,10 @@ pub(crate) enum Wake {
 }
 
 impl State {
-    /// A task that is SCHEDULED from birth (spawn queues it at once).
+    /// A task that is SCHEDULED from birth (spawn queues it at once),
+    /// with the two references `TaskArc::new_twice` hands out.
     pub(crate) fn new_scheduled() -> State {
-        State(AtomicUsize::new(SCHEDULED))
+        State(AtomicUsize::new(SCHEDULED | BORN_REFS))
     }
 
     /// A task born IDLE (an actor: scheduled by its first message).
@@ -174,7 +189,7 @@ impl State {
         expect(dead_code, reason = "the actor layer starts tasks idle")
     )]
     pub(crate) fn new_idle() -> State {
-        State(AtomicUsize::new(IDLE))
+        State(AtomicUsize::new(IDLE | BORN_REFS))
     }
 
     #[inline]
@@ -242,31 +257,16 @@ impl State {
         });
     }
 
-    /// The body returned to idle (the task will run again when woken).
-    pub(crate) fn transition_to_idle(&self) -> Idle {
-        self.update(|s| {
-            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task goes idle");
-            if s & NOTIFIED != 0 && s & CANCELLED == 0 {
-                (
-                    Some((s & !(LIFECYCLE | NOTIFIED)) | SCHEDULED),
-                    Idle::Rescheduled,
-                )
-            } else {
-                (Some((s & !(LIFECYCLE | NOTIFIED)) | IDLE), Idle::Idle)
-            }
-        })
-    }
-
     /// The look that decides whether a running body about to go idle has
     /// more to do (`look`: is anything in the actor's mailbox?), taken
     /// after a pending token: a token left by a wake whose cause the look
     /// then finds (a message already handled) is stale, and going idle
     /// with it would reschedule the task for nothing. A wake after the
-    /// take leaves a new token, which [`transition_to_idle`] turns into a
+    /// take leaves a new token, which [`idle_and_release`] turns into a
     /// reschedule, so nothing is lost. If the look finds work the token
     /// goes back: it may be an unpark meant for a later park of this run.
     ///
-    /// [`transition_to_idle`]: Self::transition_to_idle
+    /// [`idle_and_release`]: Self::idle_and_release
     pub(crate) fn look_before_idle(&self, look: impl FnOnce() -> bool) -> bool {
         #[cfg(loom)]
         if crate::loom::mutation::planted("idle_look_takes_the_token_late") {
@@ -312,6 +312,69 @@ impl State {
             debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task completes");
             (Some((s & !(LIFECYCLE | NOTIFIED)) | COMPLETE), ())
         });
+    }
+
+    /// [`transition_to_complete`](Self::transition_to_complete), and the
+    /// runner's reference dropped in the same compare-exchange: whether it
+    /// was the last (its `AcqRel` is the release and the acquire a last
+    /// decrement needs).
+    #[inline]
+    pub(crate) fn complete_and_release(&self) -> bool {
+        self.update(|s| {
+            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task completes");
+            debug_assert!(s >= REF_ONE, "the runner holds a reference");
+            let next = ((s & !(LIFECYCLE | NOTIFIED)) | COMPLETE) - REF_ONE;
+            (Some(next), next < REF_ONE)
+        })
+    }
+
+    /// The body returned to idle (the task will run again when woken):
+    /// RUNNING to IDLE, and the runner's reference dropped in the same
+    /// compare-exchange; whether it was the last. If a wake came first
+    /// (and the task is not cancelled), back to SCHEDULED instead, and
+    /// the caller keeps its reference, for the queue.
+    #[inline]
+    pub(crate) fn idle_and_release(&self) -> (Idle, bool) {
+        self.update(|s| {
+            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task goes idle");
+            debug_assert!(s >= REF_ONE, "the runner holds a reference");
+            if s & NOTIFIED != 0 && s & CANCELLED == 0 {
+                (
+                    Some((s & !(LIFECYCLE | NOTIFIED)) | SCHEDULED),
+                    (Idle::Rescheduled, false),
+                )
+            } else {
+                let next = ((s & !(LIFECYCLE | NOTIFIED)) | IDLE) - REF_ONE;
+                (Some(next), (Idle::Idle, next < REF_ONE))
+            }
+        })
+    }
+
+    /// Adds a reference (a `TaskArc` clone). Relaxed, as `Arc`'s: a count
+    /// is only ever taken from one already held.
+    #[inline]
+    pub(crate) fn ref_inc(&self) {
+        if self.0.fetch_add(REF_ONE, Ordering::Relaxed) >> REF_SHIFT > MAX_REFS {
+            std::process::abort();
+        }
+    }
+
+    /// Drops a reference; whether it was the last. `Arc`'s orderings: the
+    /// decrement releases this thread's uses of the task, and the last one
+    /// acquires everyone else's before the task is dropped.
+    #[inline]
+    pub(crate) fn ref_dec(&self) -> bool {
+        if self.0.fetch_sub(REF_ONE, Ordering::Release) >> REF_SHIFT != 1 {
+            return false;
+        }
+        fence(Ordering::Acquire);
+        true
+    }
+
+    /// How many references exist (a snapshot).
+    #[cfg(test)]
+    pub(crate) fn refs(&self) -> usize {
+        self.0.load(Ordering::Acquire) >> REF_SHIFT
     }
 
     /// Wakes the task (std's `unpark`): see [`Wake`]. `Resume` hands the
@@ -431,12 +494,12 @@ mod tests {
         assert_eq!(s.wake(), Wake::Nothing);
         assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(
-            s.transition_to_idle(),
+            s.idle_and_release().0,
             Idle::Rescheduled,
             "the token reschedules"
         );
         assert_eq!(s.transition_to_running(false), Claim::Run);
-        assert_eq!(s.transition_to_idle(), Idle::Idle);
+        assert_eq!(s.idle_and_release().0, Idle::Idle);
         assert_eq!(s.wake(), Wake::Schedule);
     }
 
@@ -449,7 +512,7 @@ mod tests {
         assert_eq!(s.wake(), Wake::Nothing);
         assert!(!s.look_before_idle(|| false), "nothing waits");
         assert_eq!(
-            s.transition_to_idle(),
+            s.idle_and_release().0,
             Idle::Idle,
             "no reschedule for nothing"
         );
@@ -467,7 +530,7 @@ mod tests {
         );
         assert!(!s.look_before_idle(|| false), "then nothing waits");
         assert!(!s.load().is_notified(), "and the token is gone");
-        assert_eq!(s.transition_to_idle(), Idle::Idle);
+        assert_eq!(s.idle_and_release().0, Idle::Idle);
     }
 
     #[test]
@@ -497,6 +560,41 @@ mod tests {
     }
 
     #[test]
+    fn the_count_rides_above_the_lifecycle_and_its_flags() {
+        let s = State::new_scheduled();
+        assert_eq!(s.refs(), 2, "born with two references");
+        s.ref_inc();
+        assert_eq!(s.transition_to_running(true), Claim::Run);
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert_eq!(s.refs(), 3, "transitions keep the count");
+        assert!(s.load().is_running() && s.load().is_notified() && s.load().is_pinned());
+        assert!(!s.ref_dec(), "two are left");
+        assert!(!s.complete_and_release(), "one is left");
+        let after = s.load();
+        assert!(after.is_complete() && !after.is_notified());
+        assert_eq!(s.refs(), 1);
+        assert!(s.ref_dec(), "the last one");
+    }
+
+    #[test]
+    fn going_idle_drops_the_runners_reference_unless_rescheduled() {
+        let s = State::new_idle();
+        assert_eq!(s.wake(), Wake::Schedule);
+        assert_eq!(s.transition_to_running(false), Claim::Run);
+        assert_eq!(s.wake(), Wake::Nothing);
+        assert_eq!(s.idle_and_release(), (Idle::Rescheduled, false));
+        assert_eq!(s.refs(), 2, "the queue takes the runner's reference");
+        assert_eq!(s.transition_to_running(false), Claim::Run);
+        assert_eq!(s.idle_and_release(), (Idle::Idle, false));
+        assert_eq!(s.refs(), 1);
+        assert_eq!(s.wake(), Wake::Schedule);
+        s.ref_inc();
+        assert_eq!(s.transition_to_running(false), Claim::Run);
+        assert!(!s.ref_dec());
+        assert_eq!(s.idle_and_release(), (Idle::Idle, true), "the last one");
+    }
+
+    #[test]
     fn yield_keeps_the_token() {
         let s = State::new_scheduled();
         assert_eq!(s.transition_to_running(false), Claim::Run);
@@ -522,7 +620,7 @@ mod tests {
         assert_eq!(s.transition_to_running(false), Claim::Run);
         assert_eq!(s.wake(), Wake::Nothing);
         assert_eq!(
-            s.transition_to_idle(),
+            s.idle_and_release().0,
             Idle::Idle,
             "no reschedule after cancel"
         );

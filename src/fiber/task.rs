@@ -10,8 +10,7 @@
 //!
 //! | field | who | when |
 //! | --- | --- | --- |
-//! | `count` | whoever holds a reference | atomically (see `task_ref.rs`) |
-//! | `state` | anyone | atomically (see `state.rs`) |
+//! | `state`, with the reference count | anyone | atomically (see `state.rs`, `task_ref.rs`) |
 //! | `id`, `name`, `pool` | anyone | read-only |
 //! | `fiber`, `home`, `slot` | the worker that claimed the task (state RUNNING) | while it holds the claim; a waker reads `home` after it moved the task from PARKED to SCHEDULED, which happens-after the claimant's write |
 //! | `side` | the fiber itself | only while it runs |
@@ -50,7 +49,7 @@ use std::sync::atomic::AtomicU64;
 use super::FiberId;
 use super::local::Locals;
 use super::state::State;
-use super::task_ref::{TaskArc, TaskCount};
+use super::task_ref::TaskArc;
 use crate::coroutine::{self, RawCoroutine, Yielder};
 use crate::sched::WorkerShared;
 use crate::sched::worker::UNREGISTERED;
@@ -204,7 +203,8 @@ struct Extras {
 /// fibers each of those lines is a miss per hop.
 #[repr(C)]
 pub(crate) struct Header {
-    pub(super) count: TaskCount,
+    /// First: the count in it is the block's first word, as an `Arc`'s
+    /// strong count is (see `task_ref.rs`).
     pub(crate) state: State,
     /// The task's fiber, or [`FiberContext::none`].
     fiber: UnsafeCell<FiberContext>,
@@ -234,13 +234,13 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
-    /// A header whose count is 2, for [`TaskArc::new_twice`]. Inline, so
+    /// A header for [`TaskArc::new_twice`]: `state` comes from
+    /// `State::new_scheduled` or `State::new_idle`, whose count is 2. Inline, so
     /// that a caller that builds the task in its heap block writes the
     /// constant fields there directly.
     #[inline]
     pub(crate) fn new(state: State, name: Option<Box<str>>, pool: Option<StackPool>) -> Header {
         Header {
-            count: TaskCount::new_twice(),
             state,
             id: FiberId::next(),
             extras: (name.is_some() || pool.is_some()).then(|| Box::new(Extras { name, pool })),

@@ -7,11 +7,15 @@
 //! taken and one given back; through glibc's `malloc` and `free` that was
 //! a quarter of all the instructions of a spawn and join.
 //!
-//! The count is the block's first word, as an `Arc`'s strong count is (the
-//! header's first field: [`TaskCount`]), and its orderings are `Arc`'s:
-//! increments are relaxed (a count is only ever taken from one already
-//! held), the decrement releases, and the last one acquires before the task
-//! is dropped.
+//! The count lives in the task's state word (the header's first field, so
+//! the block's first word, as an `Arc`'s strong count is), above the
+//! lifecycle and its flags, as tokio's tasks keep theirs: a body that ends
+//! publishes COMPLETE and drops its runner's reference in one
+//! compare-exchange ([`TaskArc::complete`]), where a word of its own took
+//! a second locked instruction at the end of every spawned fiber. Its
+//! orderings are `Arc`'s: increments are relaxed (a count is only ever
+//! taken from one already held), the decrement releases, and the last one
+//! acquires before the task is dropped.
 
 use std::alloc::Layout;
 use std::fmt;
@@ -19,8 +23,8 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
+use super::state::Idle;
 use super::task::{Header, TaskCell};
-use crate::loom::sync::atomic::{AtomicUsize, Ordering, fence};
 use crate::sched::block_pool;
 use crate::sched::worker::Worker;
 
@@ -33,23 +37,6 @@ macro_rules! erase_task {
     };
 }
 pub(crate) use erase_task;
-
-/// Counts above this abort, as `Arc`'s do: only leaked references (with
-/// `mem::forget`) could get there, and wrapping would free a live task.
-const MAX_COUNT: usize = isize::MAX as usize;
-
-/// A task's reference count: the first field of its [`Header`], so that
-/// the pointer to the task is the pointer to the count, whatever the body
-/// (as it is the pointer to the header: see `TaskCell`).
-pub(crate) struct TaskCount(AtomicUsize);
-
-impl TaskCount {
-    /// The count of a new task: see [`TaskArc::new_twice`].
-    #[inline(always)]
-    pub(crate) fn new_twice() -> TaskCount {
-        TaskCount(AtomicUsize::new(2))
-    }
-}
 
 /// A counted reference to a task, shared between threads like an `Arc`.
 pub(crate) struct TaskArc<B: ?Sized> {
@@ -74,7 +61,8 @@ impl<B> TaskArc<B> {
     /// taken, and all of it is inlined, so that constant fields are stored
     /// straight into the block: values made before the allocation's call
     /// were built on the stack and copied (callgrind: 7 instructions more
-    /// a spawn). The count is born 2 (`Header::new` makes it so), where a
+    /// a spawn). The count is born 2 (`State::new_scheduled` and
+    /// `State::new_idle` make it so), where a
     /// `clone` would cost a locked instruction: a spawn keeps one reference
     /// for the run queue, and one for the join handle (or the actor's
     /// address). `current` is this thread's worker, whose pool the block
@@ -170,18 +158,39 @@ impl<B: ?Sized> TaskArc<B> {
     /// How many references exist (a snapshot).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn count(this: &TaskArc<B>) -> usize {
-        this.counter().load(Ordering::Acquire)
-    }
-
-    #[inline(always)]
-    fn counter(&self) -> &AtomicUsize {
-        &self.header.count.0
+        this.header.state.refs()
     }
 
     #[inline]
     fn add_count(&self) {
-        if self.counter().fetch_add(1, Ordering::Relaxed) > MAX_COUNT {
-            std::process::abort();
+        self.header.state.ref_inc();
+    }
+
+    /// The runner's end of a body that ended for good: COMPLETE, and this
+    /// reference dropped in the same compare-exchange.
+    #[inline]
+    pub(crate) fn complete(this: TaskArc<B>) {
+        let mut this = std::mem::ManuallyDrop::new(this);
+        if this.header.state.complete_and_release() {
+            this.drop_task();
+        }
+    }
+
+    /// The runner's end of a body that returned to idle: IDLE, and this
+    /// reference dropped in the same compare-exchange; or, if a wake came
+    /// first, the task SCHEDULED again and the reference handed back for
+    /// the queue.
+    #[inline]
+    pub(crate) fn go_idle(this: TaskArc<B>) -> Option<TaskArc<B>> {
+        let mut this = std::mem::ManuallyDrop::new(this);
+        match this.header.state.idle_and_release() {
+            (Idle::Rescheduled, _) => Some(std::mem::ManuallyDrop::into_inner(this)),
+            (Idle::Idle, last) => {
+                if last {
+                    this.drop_task();
+                }
+                None
+            }
         }
     }
 
@@ -215,13 +224,9 @@ impl<B: ?Sized> Clone for TaskArc<B> {
 impl<B: ?Sized> Drop for TaskArc<B> {
     #[inline]
     fn drop(&mut self) {
-        // Release: this thread's uses of the task happen before its drop.
-        if self.counter().fetch_sub(1, Ordering::Release) != 1 {
-            return;
+        if self.header.state.ref_dec() {
+            self.drop_task();
         }
-        // Acquire: every other thread's release above happened before.
-        fence(Ordering::Acquire);
-        self.drop_task();
     }
 }
 
@@ -248,11 +253,11 @@ mod tests {
     #[repr(align(32))]
     struct Aligned(#[expect(dead_code, reason = "only its alignment counts")] u8);
 
-    /// A task's address is its header's and its count's, whatever the
-    /// body's alignment: `from_raw` and `Deref` add no offset.
+    /// A task's address is its header's and its state's (with the count),
+    /// whatever the body's alignment: `from_raw` and `Deref` add no offset.
     #[test]
     fn the_count_and_the_header_start_the_block_whatever_the_body() {
-        assert_eq!(std::mem::offset_of!(Header, count), 0);
+        assert_eq!(std::mem::offset_of!(Header, state), 0);
         assert_eq!(std::mem::offset_of!(TaskCell<u8>, header), 0);
         assert_eq!(std::mem::offset_of!(TaskCell<Aligned>, header), 0);
         assert_eq!(std::mem::align_of::<TaskCell<Aligned>>(), 32);

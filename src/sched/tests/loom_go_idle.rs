@@ -21,11 +21,15 @@ struct ModelActor {
 
 impl ModelActor {
     /// `Addr::send`: push, then wake the task (`sched::wake_by`); true if
-    /// the wake found it idle and scheduled it (the sender queues it).
+    /// the wake found it idle and scheduled it (the sender queues it, with
+    /// a reference of its own).
     fn send(&self, msg: u32) -> bool {
         self.mailbox.lock().push(msg);
         match self.state.wake() {
-            Wake::Schedule => true,
+            Wake::Schedule => {
+                self.state.ref_inc();
+                true
+            }
             Wake::Nothing => false,
             Wake::Resume => unreachable!("the model's actor never parks"),
         }
@@ -33,8 +37,9 @@ impl ModelActor {
 
     /// One activation, from its claim until it goes idle: mirrors
     /// `ActorCell::run`'s loop (handle what the mailbox holds, then the
-    /// look that decides) and `Worker::run_task`'s move to idle, which
-    /// runs the body again if a wake came first.
+    /// look that decides) and `Worker::run_task`'s move to idle
+    /// (`TaskArc::go_idle`), which drops the runner's reference, or runs
+    /// the body again if a wake came first.
     fn activate(&self) {
         assert_eq!(self.state.transition_to_running(true), Claim::Run);
         loop {
@@ -49,9 +54,12 @@ impl ModelActor {
                     break;
                 }
             }
-            match self.state.transition_to_idle() {
-                Idle::Idle => return,
-                Idle::Rescheduled => {
+            match self.state.idle_and_release() {
+                (Idle::Idle, last) => {
+                    assert!(!last, "the address holds a reference");
+                    return;
+                }
+                (Idle::Rescheduled, _) => {
                     assert_eq!(self.state.transition_to_running(true), Claim::Run);
                 }
             }
@@ -87,6 +95,13 @@ fn go_idle_model() {
         );
         assert!(actor.mailbox.lock().is_empty());
         assert!(actor.state.load().is_idle());
+        // Born with two references (the first run's and the address's);
+        // each run that went idle dropped the one it ran with.
+        assert_eq!(
+            actor.state.refs(),
+            1,
+            "a run's reference was kept or dropped twice"
+        );
         // At most one run besides the first, and only for the second
         // message: the first one's token alone never costs a run.
         assert!(actor.activations.load(Ordering::Relaxed) <= 2);

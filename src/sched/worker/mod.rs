@@ -58,7 +58,7 @@ use super::registry::Registry;
 use super::timer::Timers;
 use super::{Shared, WorkerShared, cancel_unstarted};
 use crate::coroutine::CoroutineResult;
-use crate::fiber::state::{Claim, Idle, Park};
+use crate::fiber::state::{Claim, Park};
 use crate::fiber::task::{
     Body, BodyEnd, FiberContext, FiberCoroutine, Outcome, Reason, TaskCell, TaskRef,
     leave_count_to_park, make_fiber,
@@ -378,14 +378,13 @@ impl Worker {
                 *fiber = FiberContext::none();
                 self.forget_started(&task);
                 match end {
-                    BodyEnd::Exit => cell.header.state.transition_to_complete(),
-                    BodyEnd::Idle => match cell.header.state.transition_to_idle() {
-                        Idle::Idle => {}
-                        Idle::Rescheduled => {
+                    BodyEnd::Exit => TaskArc::complete(task),
+                    BodyEnd::Idle => {
+                        if let Some(task) = TaskArc::go_idle(task) {
                             self.local.push(task);
                             self.shared.notify_parked();
                         }
-                    },
+                    }
                 }
             }
         }
