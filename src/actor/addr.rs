@@ -8,7 +8,6 @@ use super::error::{AskError, SendError, TrySendError};
 use super::link::{ActorRef, Control, StopReason};
 use super::mailbox::{Kill, Refused, Signal};
 use super::{Actor, ActorId};
-use crate::fiber::task::{Body, TaskRef};
 use crate::fiber::task_ref::{TaskArc, erase_task};
 
 /// The address of an actor: send it messages, stop it, wait for it.
@@ -67,9 +66,7 @@ impl<A: Actor> Addr<A> {
 
     /// Wakes the actor to handle what arrived.
     fn wake(&self) {
-        crate::sched::wake_by(&*self.cell, || -> TaskRef {
-            erase_task!(self.cell.clone() => dyn Body)
-        });
+        crate::sched::wake_by(&*self.cell);
     }
 
     /// Sends a message. With an unbounded mailbox (the default) this never

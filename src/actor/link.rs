@@ -16,7 +16,7 @@ use super::ActorId;
 use super::mailbox::{Kill, Signal};
 use crate::fiber::Fiber;
 use crate::fiber::task::Body;
-use crate::fiber::task_ref::{TaskArc, erase_task};
+use crate::fiber::task_ref::TaskArc;
 
 /// Why an actor stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +112,7 @@ impl ActorRef {
     }
 
     fn wake(&self) {
-        let task = &self.0;
-        crate::sched::wake_by(&**task, || erase_task!(task.clone() => dyn Body));
+        crate::sched::wake_by(&*self.0);
     }
 
     /// `Addr::kill`, or (`Kill::BySupervisor`) a supervisor stopping its

@@ -169,7 +169,9 @@ pub(crate) enum Idle {
 pub(crate) enum Wake {
     /// Nothing: the task runs or is queued (the token is set), or is done.
     Nothing,
-    /// It was IDLE and is SCHEDULED now: queue it, on any worker.
+    /// It was IDLE and is SCHEDULED now, with a reference added for the
+    /// queue in the same compare-exchange (the caller takes it over with
+    /// `take_woken_count`): queue it, on any worker.
     Schedule,
     /// It was PARKED and is SCHEDULED now (RUNNING, claimed, if pinned):
     /// queue it at its home worker.
@@ -382,7 +384,15 @@ impl State {
     /// pinned, else SCHEDULED.
     pub(crate) fn wake(&self) -> Wake {
         self.update(|s| match s & LIFECYCLE {
-            IDLE if s & CANCELLED == 0 => (Some((s & !LIFECYCLE) | SCHEDULED), Wake::Schedule),
+            IDLE if s & CANCELLED == 0 => {
+                if s >> REF_SHIFT >= MAX_REFS {
+                    std::process::abort();
+                }
+                (
+                    Some(((s & !LIFECYCLE) | SCHEDULED) + REF_ONE),
+                    Wake::Schedule,
+                )
+            }
             // A pinned fiber is claimed here, for its home worker.
             PARKED if s & PINNED != 0 => (Some((s & !LIFECYCLE) | RUNNING), Wake::Resume),
             PARKED => (Some((s & !LIFECYCLE) | SCHEDULED), Wake::Resume),

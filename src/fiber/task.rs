@@ -33,7 +33,7 @@
 //! A PARKED task owns one count besides: the park that publishes PARKED
 //! leaves its queue reference (the worker's `running`) to the state
 //! ([`leave_count_to_park`]), and whoever moves the task out of PARKED
-//! takes that count over ([`take_parked_count`]): a wake queues the fiber
+//! takes that count over ([`take_woken_count`]): a wake queues the fiber
 //! with it, shutdown drops it. So a park and its wake-up touch no
 //! reference count, where a drop and a fresh count cost two locked
 //! instructions per hop of a message between fibers.
@@ -137,16 +137,18 @@ pub(crate) fn leave_count_to_park(task: TaskRef) {
 }
 
 /// Takes over the count a PARKED task owns (see the module doc,
-/// "References").
+/// "References"), or the one `State::wake` added for the queue when it
+/// moved an IDLE task to SCHEDULED.
 ///
 /// # Safety
 ///
-/// The caller has just moved the task out of PARKED itself (a wake that
-/// returned `Resume`, or shutdown's claim), so the count is its own to
+/// The caller has just moved the task out of PARKED or IDLE itself (a
+/// wake that returned `Resume` or `Schedule`, or shutdown's claim of a
+/// parked fiber), so the count is its own to
 /// take, once; `task` is the task's whole cell, which lives in a
 /// `TaskArc`'s block, as every task does.
 #[inline]
-pub(crate) unsafe fn take_parked_count(task: &TaskCell<dyn Body>) -> TaskRef {
+pub(crate) unsafe fn take_woken_count(task: &TaskCell<dyn Body>) -> TaskRef {
     // SAFETY: see above: the count exists and is ours; the pointer is to
     // the cell of a `TaskRef`'s block.
     unsafe { TaskArc::from_raw(ptr::from_ref(task)) }

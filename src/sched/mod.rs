@@ -64,7 +64,7 @@ use self::park::Parker;
 use self::queue::{Injector, LocalQueue, Stealer};
 use self::registry::Registry;
 use crate::fiber::state::{Claim, Wake};
-use crate::fiber::task::{Body, Outcome, TaskCell, TaskRef, take_parked_count};
+use crate::fiber::task::{Body, Outcome, TaskCell, TaskRef, take_woken_count};
 use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicBool, Ordering, fence};
 use crate::stack_pool::{StackError, StackPool};
@@ -309,15 +309,16 @@ pub(crate) fn cancel_unstarted(task: TaskRef) {
 /// Wakes a task (std's `unpark`), from any thread: see the table in the
 /// module doc for where it goes.
 pub(crate) fn wake(task: &TaskRef) {
-    wake_by(task, || task.clone());
+    wake_by(task);
 }
 
 /// [`wake`] for a caller that holds the task under another type (it must
-/// keep it alive for the call). `counted` makes a new reference, needed
-/// only to queue a task woken from IDLE; one woken from PARKED is queued
-/// with the count its park left (see `fiber::task`, "References").
-pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskRef) {
-    wake_then(task, counted, resume);
+/// keep it alive for the call). No reference is taken here: a task woken
+/// from PARKED is queued with the count its park left, and one woken from
+/// IDLE with the count the wake's compare-exchange added (see
+/// `fiber::task`, "References").
+pub(crate) fn wake_by(task: &TaskCell<dyn Body>) {
+    wake_then(task, resume);
 }
 
 /// [`wake_by`] for a fiber parked in a wait whose context lies at
@@ -329,11 +330,7 @@ pub(crate) fn wake_by(task: &TaskCell<dyn Body>, counted: impl FnOnce() -> TaskR
 /// park's below it, the wait's callers' above), so this starts on both
 /// at once (see `Worker::prefetch_waiter`).
 #[inline(always)]
-pub(crate) fn wake_waiter(
-    task: &TaskCell<dyn Body>,
-    waiter: *const u8,
-    counted: impl FnOnce() -> TaskRef,
-) {
+pub(crate) fn wake_waiter(task: &TaskCell<dyn Body>, waiter: *const u8) {
     // The worker is looked up before the wake, and used after it; a
     // closure around both, for `with_current`, was not inlined (20
     // instructions a ping-pong message more, its captures built on the
@@ -345,25 +342,22 @@ pub(crate) fn wake_waiter(
     if let Some(worker) = current {
         worker.prefetch_waiter(task, waiter);
     }
-    wake_then(task, counted, |task| resume_on(current, task));
+    wake_then(task, |task| resume_on(current, task));
 }
 
 /// Wakes `task` and queues it: a task woken from IDLE is scheduled, a
 /// fiber woken from PARKED goes to `resume`.
 #[inline(always)]
-fn wake_then(
-    task: &TaskCell<dyn Body>,
-    counted: impl FnOnce() -> TaskRef,
-    resume: impl FnOnce(TaskRef),
-) {
+fn wake_then(task: &TaskCell<dyn Body>, resume: impl FnOnce(TaskRef)) {
     match task.header.state.wake() {
         Wake::Nothing => {}
         // The body is reached through the caller's reference, which lives
         // for the call: a clone of the new reference, only to reach it,
         // cost two locked instructions a wake.
-        Wake::Schedule => task.body.schedule_idle(counted()),
+        // SAFETY: our wake moved the task out of IDLE, adding the count.
+        Wake::Schedule => task.body.schedule_idle(unsafe { take_woken_count(task) }),
         // SAFETY: our wake moved the task out of PARKED.
-        Wake::Resume => resume(unsafe { take_parked_count(task) }),
+        Wake::Resume => resume(unsafe { take_woken_count(task) }),
     }
 }
 

@@ -146,19 +146,22 @@ fn the_count_rides_above_the_lifecycle_and_its_flags() {
 }
 
 #[test]
-fn going_idle_drops_the_runners_reference_unless_rescheduled() {
+fn a_wake_from_idle_counts_the_queue_and_going_idle_drops_it() {
     let s = State::new_idle();
+    assert_eq!(s.refs(), 2);
     assert_eq!(s.wake(), Wake::Schedule);
-    assert_eq!(s.transition_to_running(false), Claim::Run);
+    assert_eq!(s.refs(), 3, "the wake added the queue's reference");
     assert_eq!(s.wake(), Wake::Nothing);
+    assert_eq!(s.refs(), 3, "a wake that schedules nothing adds none");
+    assert_eq!(s.transition_to_running(false), Claim::Run);
     assert_eq!(s.idle_and_release(), (Idle::Rescheduled, false));
-    assert_eq!(s.refs(), 2, "the queue takes the runner's reference");
+    assert_eq!(s.refs(), 3, "the queue takes the runner's reference");
     assert_eq!(s.transition_to_running(false), Claim::Run);
     assert_eq!(s.idle_and_release(), (Idle::Idle, false));
-    assert_eq!(s.refs(), 1);
+    assert_eq!(s.refs(), 2);
     assert_eq!(s.wake(), Wake::Schedule);
-    s.ref_inc();
     assert_eq!(s.transition_to_running(false), Claim::Run);
+    assert!(!s.ref_dec());
     assert!(!s.ref_dec());
     assert_eq!(s.idle_and_release(), (Idle::Idle, true), "the last one");
 }

@@ -22,14 +22,11 @@ struct ModelActor {
 impl ModelActor {
     /// `Addr::send`: push, then wake the task (`sched::wake_by`); true if
     /// the wake found it idle and scheduled it (the sender queues it, with
-    /// a reference of its own).
+    /// the reference the wake added).
     fn send(&self, msg: u32) -> bool {
         self.mailbox.lock().push(msg);
         match self.state.wake() {
-            Wake::Schedule => {
-                self.state.ref_inc();
-                true
-            }
+            Wake::Schedule => true,
             Wake::Nothing => false,
             Wake::Resume => unreachable!("the model's actor never parks"),
         }

@@ -4,7 +4,7 @@
 
 use super::Worker;
 use crate::fiber::state::Claim;
-use crate::fiber::task::{FiberContext, Outcome, TaskRef, take_parked_count};
+use crate::fiber::task::{FiberContext, Outcome, TaskRef, take_woken_count};
 use crate::fiber::task_ref::TaskArc;
 use crate::stack_pool::Hoard;
 
@@ -26,7 +26,7 @@ impl Worker {
                 if task.header.state.transition_to_running_from_parked() == Claim::Run {
                     // SAFETY: we moved it out of PARKED just now; `task`
                     // (the registry's clone) keeps it alive.
-                    drop(unsafe { take_parked_count(&task) });
+                    drop(unsafe { take_woken_count(&task) });
                     self.unwind(task);
                 }
             }

@@ -30,26 +30,15 @@ unsafe impl Sync for TaskPtr {}
 #[cfg(not(loom))]
 impl TaskPtr {
     /// Unparks the fiber (as [`Fiber::unpark`](crate::fiber::Fiber)
-    /// does), taking a reference count only if the scheduler must
-    /// queue it. `waiter` is the address of its wait's context, on its
+    /// does). `waiter` is the address of its wait's context, on its
     /// stack (see `sched::wake_waiter`).
     #[inline]
     pub(super) fn wake(&self, waiter: *const u8) {
-        let ptr = self.0;
         // SAFETY: the task outlives the waiting fiber's frames (its
         // worker holds it until the body ends, see `fiber::task`), and
         // the fiber is still waiting: its context is not READY.
-        let task = unsafe { &*ptr };
-        crate::sched::wake_waiter(task, waiter, || {
-            // SAFETY: `ptr` came from `TaskArc::as_ptr` of the TaskRef
-            // the worker ran the fiber from (`Worker::current_task`), and
-            // the task is alive (above); the new reference owns a new
-            // count.
-            unsafe {
-                crate::fiber::task_ref::TaskArc::increment_count(ptr);
-                crate::fiber::task_ref::TaskArc::from_raw(ptr)
-            }
-        });
+        let task = unsafe { &*self.0 };
+        crate::sched::wake_waiter(task, waiter);
     }
 }
 
