@@ -351,9 +351,9 @@ pub(crate) fn wake_waiter(task: &TaskCell<dyn Body>, waiter: *const u8) {
 fn wake_then(task: &TaskCell<dyn Body>, resume: impl FnOnce(TaskRef)) {
     match task.header.state.wake() {
         Wake::Nothing => {}
-        // The body is reached through the caller's reference, which lives
-        // for the call: a clone of the new reference, only to reach it,
-        // cost two locked instructions a wake.
+        // The queue's reference is the count the wake's compare-exchange
+        // added; the body is reached through the caller's reference,
+        // which lives for the call.
         // SAFETY: our wake moved the task out of IDLE, adding the count.
         Wake::Schedule => task.body.schedule_idle(unsafe { take_woken_count(task) }),
         // SAFETY: our wake moved the task out of PARKED.
