@@ -198,11 +198,12 @@ struct Extras {
 
 /// What every task starts with; see the module doc for the access rules.
 ///
-/// In declaration order (`repr(C)`): the reference count (as an `Arc`'s,
-/// the block's first word), then what waking a parked fiber and switching
-/// to it read (the state word, the fiber, its home, its id), together, so
-/// that it spans as few cache lines as it can: in a ring of a million
-/// fibers each of those lines is a miss per hop.
+/// In declaration order (`repr(C)`): the state word, which holds the
+/// reference count (as an `Arc`'s, the block's first word), then the rest
+/// of what waking a parked fiber and switching to it read (the fiber, its
+/// home, its id), together, so that it spans as few cache lines as it
+/// can: in a ring of a million fibers each of those lines is a miss per
+/// hop.
 #[repr(C)]
 pub(crate) struct Header {
     /// First: the count in it is the block's first word, as an `Arc`'s
