@@ -71,11 +71,30 @@ const PINNED: usize = 1 << 5;
 /// The reference count, in the bits above the flags.
 const REF_SHIFT: u32 = 6;
 const REF_ONE: usize = 1 << REF_SHIFT;
-/// Counts above this abort, as `Arc`'s do: only leaked references (with
-/// `mem::forget`) could get there, and wrapping would free a live task.
+/// A reference taken at this count aborts, as `Arc`'s do: only leaked
+/// references (with `mem::forget`) could get there, and wrapping would
+/// free a live task.
 const MAX_REFS: usize = (isize::MAX as usize) >> REF_SHIFT;
 /// A new task's count: `TaskArc::new_twice` hands out two references.
 const BORN_REFS: usize = 2 * REF_ONE;
+
+/// The word after RUNNING to COMPLETE: the token cleared, the rest (the
+/// count among it) kept.
+#[inline]
+fn completed(s: usize) -> usize {
+    debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task completes");
+    (s & !(LIFECYCLE | NOTIFIED)) | COMPLETE
+}
+
+/// Aborts if the word `s`, about to gain a reference, already counts
+/// [`MAX_REFS`]: as an `Arc`'s, a count that high means leaked references,
+/// and wrapping would free a live task.
+#[inline]
+fn abort_past_max_refs(s: usize) {
+    if s >> REF_SHIFT >= MAX_REFS {
+        std::process::abort();
+    }
+}
 
 /// A task's state word.
 #[derive(Debug)]
@@ -310,10 +329,7 @@ impl State {
 
     /// The body ended for good: RUNNING to COMPLETE.
     pub(crate) fn transition_to_complete(&self) {
-        self.update(|s| {
-            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task completes");
-            (Some((s & !(LIFECYCLE | NOTIFIED)) | COMPLETE), ())
-        });
+        self.update(|s| (Some(completed(s)), ()));
     }
 
     /// [`transition_to_complete`](Self::transition_to_complete), and the
@@ -323,9 +339,8 @@ impl State {
     #[inline]
     pub(crate) fn complete_and_release(&self) -> bool {
         self.update(|s| {
-            debug_assert_eq!(s & LIFECYCLE, RUNNING, "only a running task completes");
             debug_assert!(s >= REF_ONE, "the runner holds a reference");
-            let next = ((s & !(LIFECYCLE | NOTIFIED)) | COMPLETE) - REF_ONE;
+            let next = completed(s) - REF_ONE;
             (Some(next), next < REF_ONE)
         })
     }
@@ -356,9 +371,7 @@ impl State {
     /// is only ever taken from one already held.
     #[inline]
     pub(crate) fn ref_inc(&self) {
-        if self.0.fetch_add(REF_ONE, Ordering::Relaxed) >> REF_SHIFT > MAX_REFS {
-            std::process::abort();
-        }
+        abort_past_max_refs(self.0.fetch_add(REF_ONE, Ordering::Relaxed));
     }
 
     /// Drops a reference; whether it was the last. `Arc`'s orderings: the
@@ -385,9 +398,7 @@ impl State {
     pub(crate) fn wake(&self) -> Wake {
         self.update(|s| match s & LIFECYCLE {
             IDLE if s & CANCELLED == 0 => {
-                if s >> REF_SHIFT >= MAX_REFS {
-                    std::process::abort();
-                }
+                abort_past_max_refs(s);
                 (
                     Some(((s & !LIFECYCLE) | SCHEDULED) + REF_ONE),
                     Wake::Schedule,
